@@ -1,0 +1,1 @@
+"""Side effects on AWS: the only package that imports boto3, always inside functions."""

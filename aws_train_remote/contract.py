@@ -1,0 +1,153 @@
+"""The SageMaker container contract as data: /opt/ml paths, our channel and hyperparameter
+names, and the codecs that carry the user's exact argv through HyperParameters.
+
+Standard library only: this module travels to the container with the runtime and is shared
+by the client (which encodes) and the bootstrap (which decodes), so the two cannot drift.
+See ../shared/reference/container_contract.md (sections 1, 2 and 4).
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+DEFAULT_ROOT = "/opt/ml"
+ROOT_ENV = "SAGEMAKER_BASE_DIR"  # the variable SageMaker's own training toolkit honours
+
+DRIVER_CHANNEL = "atr_driver"
+CODE_CHANNEL = "code"
+NEURON_CACHE_CHANNEL = "atr_neuron_cache"
+RESERVED_CHANNELS = (DRIVER_CHANNEL, CODE_CHANNEL, NEURON_CACHE_CHANNEL)
+
+# Path of the bootstrap inside the container, relative to the driver channel directory.
+BOOTSTRAP_RELPATH = "aws_train_remote/runtime/__main__.py"
+DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
+
+# Hyperparameters of our own start with "sagemaker_" so that, as with the SDK's own keys,
+# the toolkit's rules keep them out of SM_HPS, SM_HP_* and the script's argv.
+HP_ARGV = "sagemaker_atr_argv"  # chunked: sagemaker_atr_argv_0, _1, ...
+HP_PATHS = "sagemaker_atr_paths"  # JSON: which flags point at channels and /opt/ml dirs
+HP_PROGRAM = "sagemaker_program"
+HP_REGION = "sagemaker_region"
+HP_JOB_NAME = "sagemaker_job_name"
+HP_TORCH_DISTRIBUTED = "sagemaker_torch_distributed_enabled"
+HP_NPROC = "sagemaker_mpi_num_of_processes_per_host"
+HP_DISTRIBUTION = "sagemaker_atr_distribution"
+HP_DEPENDENCIES = "sagemaker_atr_dependencies"
+HP_REQUIREMENTS = "sagemaker_atr_requirements"
+HP_NEURON_CACHE = "sagemaker_atr_neuron_cache"
+
+HP_VALUE_LIMIT = 2500  # CreateTrainingJob: each HyperParameters value <= 2500 characters
+HP_COUNT_LIMIT = 100
+CHANNEL_LIMIT = 20
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The /opt/ml tree of one host, rooted anywhere (tests and local mode use a temp dir)."""
+
+    root: str = DEFAULT_ROOT
+
+    @classmethod
+    def from_env(cls, environ=None) -> Layout:
+        environ = os.environ if environ is None else environ
+        return cls(environ.get(ROOT_ENV) or DEFAULT_ROOT)
+
+    def _p(self, *parts: str) -> str:
+        return os.path.join(self.root, *parts)
+
+    @property
+    def input_dir(self) -> str:
+        return self._p("input")
+
+    @property
+    def config_dir(self) -> str:
+        return self._p("input", "config")
+
+    @property
+    def data_dir(self) -> str:
+        return self._p("input", "data")
+
+    def channel_dir(self, name: str) -> str:
+        return self._p("input", "data", name)
+
+    def pipe_path(self, name: str, epoch: int = 0) -> str:
+        return self._p("input", "data", f"{name}_{epoch}")
+
+    @property
+    def model_dir(self) -> str:
+        return self._p("model")
+
+    @property
+    def output_dir(self) -> str:
+        return self._p("output")
+
+    @property
+    def output_data_dir(self) -> str:
+        return self._p("output", "data")
+
+    @property
+    def intermediate_dir(self) -> str:
+        return self._p("output", "intermediate")
+
+    @property
+    def failure_file(self) -> str:
+        return self._p("output", "failure")
+
+    @property
+    def success_file(self) -> str:
+        return self._p("output", "success")
+
+    @property
+    def code_dir(self) -> str:
+        return self._p("code")
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return self._p("checkpoints")
+
+    def config_file(self, name: str) -> str:
+        return self._p("input", "config", name)
+
+
+def encode_hyperparameter(value) -> str:
+    """As the SageMaker SDK does: JSON for everything, so the toolkit's json.loads restores types."""
+    return json.dumps(value)
+
+
+def decode_hyperparameter(text: str):
+    """The toolkit's rule: json.loads, keeping the raw string when that fails."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def encode_argv(argv, limit: int = HP_VALUE_LIMIT) -> dict:
+    """The exact argv as JSON, split over as many hyperparameters as the value limit needs."""
+    text = json.dumps(list(argv), ensure_ascii=True)
+    chunks = [text[i : i + limit] for i in range(0, len(text), limit)] or ["[]"]
+    return {f"{HP_ARGV}_{i}": chunk for i, chunk in enumerate(chunks)}
+
+
+def decode_argv(hyperparameters) -> list:
+    chunks = []
+    i = 0
+    while f"{HP_ARGV}_{i}" in hyperparameters:
+        chunks.append(hyperparameters[f"{HP_ARGV}_{i}"])
+        i += 1
+    if not chunks:
+        return []
+    argv = json.loads("".join(chunks))
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        raise ValueError(f"{HP_ARGV}: expected a JSON list of strings")
+    return argv
+
+
+def sm_serialize(value) -> str:
+    """The toolkit's serialisation of SM_* values: str as-is, None empty, else sorted compact JSON."""
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return ""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

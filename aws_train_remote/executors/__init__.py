@@ -1,0 +1,1 @@
+"""Executors: the places where a parsed command line or a job request turns into effects."""

@@ -1,0 +1,35 @@
+"""--sagemaker-dry-run: the exact CreateTrainingJob request and the upload plan, as JSON.
+
+No AWS call at all, so it works without credentials. What cannot be known offline (the
+account id, when the role is given by name and no bucket is set) is shown as <account>.
+"""
+from __future__ import annotations
+
+import json
+
+from ..gitinfo import read_git_info
+from ..paths import cache_root
+from ..plan.request import ACCOUNT_PLACEHOLDER, account_from_role, build_request
+from ..plan.uploads import build_upload_plan
+
+
+def dry_run_document(spec, environ) -> dict:
+    plan = build_upload_plan(spec, cache_root(environ))
+    account = account_from_role(spec.role)
+    notes = []
+    if account is None:
+        account = ACCOUNT_PLACEHOLDER
+        notes.append("<account> is the AWS account id, looked up with sts:GetCallerIdentity at launch")
+    request = build_request(spec, plan, account=account, git=read_git_info(spec.source_dir))
+    notes += list(plan.warnings)
+    if plan.skipped:
+        notes.append("never shipped: " + ", ".join(plan.skipped[:20]) + (" ..." if len(plan.skipped) > 20 else ""))
+    return {"request": request, "uploads": plan.describe(),
+            "manifests": [{"key": i.manifest_key, "size": len(i.manifest)} for i in plan.inputs],
+            "notes": notes}
+
+
+def print_dry_run(spec, out, environ) -> int:
+    json.dump(dry_run_document(spec, environ), out, indent=2, ensure_ascii=False, default=str)
+    out.write("\n")
+    return 0

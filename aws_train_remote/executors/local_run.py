@@ -1,0 +1,35 @@
+"""--sagemaker-run no: call main(args) here, with the user's own paths.
+
+Imports nothing from AWS unless an input is an s3:// URI, which is fetched once into the
+local cache and replaced by the local copy's path.
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from ..spec.values import is_s3_uri
+
+
+def run_locally(main, namespace, definition, environ):
+    for attr in ("model_dir", "output_dir", "checkpoint_dir"):
+        folder = getattr(namespace, attr, None)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+    s3_inputs = [(name, getattr(namespace, name)) for name, _ in definition.inputs
+                 if is_s3_uri(getattr(namespace, name))]
+    if s3_inputs:
+        from ..aws.s3_cache import fetch_inputs
+        from ..aws.session import AwsSession
+        from ..paths import cache_root
+
+        session = AwsSession(profile=namespace.sagemaker_profile, region=namespace.sagemaker_region)
+        local = fetch_inputs(session.client("s3"), s3_inputs, os.path.join(cache_root(environ), "s3"))
+        for name, path in local.items():
+            setattr(namespace, name, path)
+    for name, _ in definition.dependencies:
+        folder = os.path.abspath(str(getattr(namespace, name)))
+        parent = os.path.dirname(folder.rstrip(os.sep))
+        if parent not in sys.path:
+            sys.path.insert(0, parent)
+    return main(namespace)

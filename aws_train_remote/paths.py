@@ -1,0 +1,13 @@
+"""Where aws-train-remote keeps its local state: bundles, the hash cache, downloaded S3 inputs."""
+from __future__ import annotations
+
+import os
+
+
+def cache_root(environ=None) -> str:
+    environ = os.environ if environ is None else environ
+    explicit = environ.get("AWS_TRAIN_REMOTE_CACHE_DIR")
+    if explicit:
+        return os.path.abspath(explicit)
+    base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "aws-train-remote")

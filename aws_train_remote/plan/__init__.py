@@ -1,0 +1,1 @@
+"""Pure planning: what to upload (source bundle, driver, inputs) and the exact CreateTrainingJob request."""

@@ -1,0 +1,69 @@
+"""Default training images, kept in code: the PyTorch DLCs by version and device, and for
+Trainium a current Neuron (neuronx) PyTorch image, which the SageMaker SDK's table lacks
+(it only knows pytorch-training-neuron 1.11). Tags follow the AWS Deep Learning Containers
+list; images move every release, so --sagemaker-image always wins. See reference/neuron.md."""
+from __future__ import annotations
+
+# AWS's DLC registry account differs in a few opt-in regions.
+_DLC_ACCOUNTS = {
+    "af-south-1": "626614931356",
+    "ap-east-1": "871362719292",
+    "ap-south-2": "772153158452",
+    "ap-southeast-3": "907027046896",
+    "ap-southeast-4": "457447274322",
+    "eu-central-2": "380420809688",
+    "eu-south-1": "692866216735",
+    "eu-south-2": "503227376785",
+    "il-central-1": "780543022126",
+    "me-central-1": "914824155844",
+    "me-south-1": "217643126080",
+    "cn-north-1": "727897471807",
+    "cn-northwest-1": "727897471807",
+}
+DEFAULT_DLC_ACCOUNT = "763104351884"
+
+# framework version -> (cpu tag, gpu tag)
+PYTORCH_TAGS = {
+    "2.3.0": ("2.3.0-cpu-py311-ubuntu20.04-sagemaker", "2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker"),
+    "2.4.0": ("2.4.0-cpu-py311-ubuntu22.04-sagemaker", "2.4.0-gpu-py311-cu124-ubuntu22.04-sagemaker"),
+    "2.5.1": ("2.5.1-cpu-py311-ubuntu22.04-sagemaker", "2.5.1-gpu-py311-cu124-ubuntu22.04-sagemaker"),
+    "2.6.0": ("2.6.0-cpu-py312-ubuntu22.04-sagemaker", "2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker"),
+}
+# Trainium: Trn1 needs the XLA-based torch-neuronx stack (Neuron <= 2.31); it also runs on Trn2.
+NEURONX_TAG = "2.9.0-neuronx-py312-sdk2.29.0-ubuntu24.04"
+
+GPU_FAMILIES = ("p2", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6", "p6e", "g4dn", "g5",
+                "g6", "g6e", "gr6")
+
+
+def instance_family(instance_type: str) -> str:
+    parts = instance_type.split(".")
+    return parts[1] if len(parts) >= 3 else ""
+
+
+def is_trainium(instance_type: str) -> bool:
+    return instance_family(instance_type).startswith(("trn1", "trn2"))
+
+
+def is_gpu(instance_type: str) -> bool:
+    family = instance_family(instance_type)
+    return family in GPU_FAMILIES or family.split("-")[0] in GPU_FAMILIES
+
+
+def dlc_registry(region: str) -> str:
+    account = _DLC_ACCOUNTS.get(region, DEFAULT_DLC_ACCOUNT)
+    domain = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+    return f"{account}.dkr.ecr.{region}.{domain}"
+
+
+def default_image(framework: str, version: str, instance_type: str, region: str) -> str:
+    """The image URI, or ValueError naming the versions we know."""
+    if framework != "pytorch":
+        raise ValueError("only the pytorch framework has default images; pass --sagemaker-image")
+    if is_trainium(instance_type):
+        return f"{dlc_registry(region)}/pytorch-training-neuronx:{NEURONX_TAG}"
+    if version not in PYTORCH_TAGS:
+        raise ValueError("no default image for pytorch " + version + "; known: "
+                         + ", ".join(sorted(PYTORCH_TAGS)))
+    cpu, gpu = PYTORCH_TAGS[version]
+    return f"{dlc_registry(region)}/pytorch-training:{gpu if is_gpu(instance_type) else cpu}"

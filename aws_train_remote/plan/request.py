@@ -1,0 +1,195 @@
+"""JobSpec + UploadPlan -> the exact keyword arguments of sagemaker.create_training_job.
+
+Pure: the account id, bucket and git facts are passed in. The dry run prints this dict and
+the launcher sends this dict; nothing is re-derived in between.
+"""
+from __future__ import annotations
+
+import json
+
+from .. import contract
+from .._version import __version__
+from ..errors import UsageError
+
+ACCOUNT_PLACEHOLDER = "<account>"
+
+
+
+def role_arn(role: str, account: str) -> str:
+    if role.startswith("arn:"):
+        return role
+    return f"arn:aws:iam::{account}:role/{role}"
+
+
+def account_from_role(role: str):
+    """The account id inside a role ARN, so a dry run can name the default bucket offline."""
+    parts = role.split(":") if role and role.startswith("arn:") else []
+    return parts[4] if len(parts) > 5 and parts[4].isdigit() else None
+
+
+def default_bucket(region: str, account: str) -> str:
+    return f"sagemaker-{region}-{account}"
+
+
+def _uri(bucket: str, key: str) -> str:
+    return f"s3://{bucket}/{key}"
+
+
+def _join(prefix: str, *parts: str) -> str:
+    return "/".join(p.strip("/") for p in (prefix, *parts) if p and p.strip("/"))
+
+
+def checkpoint_uri(spec, bucket: str):
+    if spec.checkpoint_s3 == "none":
+        return None
+    if spec.checkpoint_s3 == "auto":
+        return _uri(bucket, _join(spec.prefix, "checkpoints", spec.base_job_name)) + "/"
+    return spec.checkpoint_s3
+
+
+def neuron_cache_uri(spec, bucket: str):
+    if not spec.trainium or spec.neuron_cache == "none":
+        return None
+    if spec.neuron_cache == "auto":
+        return _uri(bucket, _join(spec.prefix, "neuron-cache", spec.base_job_name)) + "/"
+    return spec.neuron_cache.rstrip("/") + "/"
+
+
+def output_uri(spec, bucket: str) -> str:
+    return spec.output_s3 or _uri(bucket, _join(spec.prefix, "output"))
+
+
+def _channel(name: str, uri: str, mode: str = "File", distribution: str = "FullyReplicated") -> dict:
+    return {
+        "ChannelName": name,
+        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
+                                        "S3DataDistributionType": distribution}},
+        "InputMode": mode,
+    }
+
+
+def path_flags(spec, plan=None) -> dict:
+    """What the runtime needs to re-add the path flags, pointing at container paths.
+
+    A local input that is a single file travels as a one-file channel; `file` names it so the
+    flag points at the file, as it did on the user's machine.
+    """
+    single = {item.name: item.files[0].relpath for item in (plan.inputs if plan else ()) if item.single_file}
+    return {
+        "inputs": {i.name: {"flag": i.flag, "mode": i.mode, "file": single.get(i.name)} for i in spec.inputs},
+        "model": spec.path_flags.get("model"),
+        "output": spec.path_flags.get("output"),
+        "checkpoint": spec.path_flags.get("checkpoint"),
+        "checkpoint_path": spec.checkpoint_container,
+        "run": spec.path_flags.get("run"),
+        "dependencies": {d.flag: d.bundle_path for d in spec.dependencies},
+    }
+
+
+def hyperparameters(spec, plan=None) -> dict:
+    hps = {name: text for name, text in spec.hyperparameters}
+    ours = {
+        contract.HP_PROGRAM: json.dumps(spec.script),
+        contract.HP_REGION: json.dumps(spec.region),
+        contract.HP_JOB_NAME: json.dumps(spec.job_name),
+        contract.HP_DISTRIBUTION: json.dumps(spec.distribution),
+        contract.HP_PATHS: json.dumps(path_flags(spec, plan), sort_keys=True, separators=(",", ":")),
+        contract.HP_DEPENDENCIES: json.dumps([d.bundle_path.rsplit("/", 1)[0] for d in spec.dependencies]),
+    }
+    if spec.requirements:
+        ours[contract.HP_REQUIREMENTS] = json.dumps(spec.requirements)
+    if spec.nproc_per_node:
+        ours[contract.HP_NPROC] = json.dumps(spec.nproc_per_node)
+    if spec.distribution == "torchrun":
+        ours[contract.HP_TORCH_DISTRIBUTED] = "true"
+    ours.update(contract.encode_argv(spec.container_argv))
+    for key in ours:
+        if key in hps:
+            raise UsageError(f"--{key}", None, "clashes with a hyperparameter aws-train-remote sets",
+                             "rename the script's flag")
+    hps.update(ours)
+    if len(hps) > contract.HP_COUNT_LIMIT:
+        raise UsageError("hyperparameters", len(hps), f"more than SageMaker's {contract.HP_COUNT_LIMIT}",
+                         "pass some settings in a config file shipped with the code")
+    for key, value in hps.items():
+        if len(value) > contract.HP_VALUE_LIMIT:
+            raise UsageError(f"--{key}", value, f"longer than {contract.HP_VALUE_LIMIT} characters",
+                             "pass it in a file instead")
+    return hps
+
+
+def build_tags(spec, git) -> list:
+    tags = [{"Key": k, "Value": v} for k, v in spec.tags]
+    tags.append({"Key": "aws-train-remote:version", "Value": __version__})
+    if git is not None and git.commit:
+        tags.append({"Key": "aws-train-remote:git-commit", "Value": git.commit})
+        tags.append({"Key": "aws-train-remote:git-dirty", "Value": "true" if git.dirty else "false"})
+    return tags
+
+
+def build_request(spec, plan, *, account: str, bucket: str = None, git=None) -> dict:
+    """The exact create_training_job(**kwargs) for this spec and upload plan."""
+    bucket = bucket or spec.bucket or default_bucket(spec.region, account)
+    entry = f"{contract.DEFAULT_ROOT}/input/data/{contract.DRIVER_CHANNEL}/{contract.BOOTSTRAP_RELPATH}"
+    algorithm = {
+        "TrainingImage": spec.image,
+        "TrainingInputMode": "File",
+        "ContainerEntrypoint": ["python3", entry],
+    }
+    if spec.metrics:
+        algorithm["MetricDefinitions"] = [{"Name": n, "Regex": r} for n, r in spec.metrics]
+
+    channels = [
+        _channel(contract.DRIVER_CHANNEL, _uri(bucket, plan.driver_prefix)),
+        _channel(contract.CODE_CHANNEL, _uri(bucket, plan.code.key)),
+    ]
+    uploaded = {item.name: item for item in plan.inputs}
+    for item in spec.inputs:
+        uri = item.location if item.is_s3 else _uri(bucket, uploaded[item.name].prefix_key)
+        channels.append(_channel(item.name, uri, item.mode))
+    cache = neuron_cache_uri(spec, bucket)
+    if cache:
+        channels.append(_channel(contract.NEURON_CACHE_CHANNEL, cache))
+
+    output = {"S3OutputPath": output_uri(spec, bucket)}
+    if spec.kms_key:
+        output["KmsKeyId"] = spec.kms_key
+    resources = {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
+                 "VolumeSizeInGB": spec.volume_size}
+    if spec.volume_kms_key:
+        resources["VolumeKmsKeyId"] = spec.volume_kms_key
+    if spec.keep_alive:
+        resources["KeepAlivePeriodInSeconds"] = spec.keep_alive
+    stopping = {"MaxRuntimeInSeconds": spec.max_run}
+    if spec.spot:
+        stopping["MaxWaitTimeInSeconds"] = spec.max_wait
+
+    request = {
+        "TrainingJobName": spec.job_name,
+        "RoleArn": role_arn(spec.role, account),
+        "AlgorithmSpecification": algorithm,
+        "HyperParameters": hyperparameters(spec, plan),
+        "InputDataConfig": channels,
+        "OutputDataConfig": output,
+        "ResourceConfig": resources,
+        "StoppingCondition": stopping,
+        "EnableManagedSpotTraining": spec.spot,
+        "EnableNetworkIsolation": spec.network_isolation,
+        "EnableInterContainerTrafficEncryption": spec.encrypt_inter_container,
+        "Tags": build_tags(spec, git),
+    }
+    checkpoint = checkpoint_uri(spec, bucket)
+    if checkpoint:
+        request["CheckpointConfig"] = {"S3Uri": checkpoint, "LocalPath": spec.checkpoint_container}
+    environment = dict(spec.environment)
+    if spec.neuron_parallel_compile:
+        environment.setdefault("RUN_NEURON_PARALLEL_COMPILE", "1")
+    if cache:
+        environment.setdefault("ATR_NEURON_CACHE_S3", cache)
+    if environment:
+        request["Environment"] = environment
+    if spec.subnets:
+        request["VpcConfig"] = {"Subnets": list(spec.subnets), "SecurityGroupIds": list(spec.security_groups)}
+    if spec.max_retries:
+        request["RetryStrategy"] = {"MaximumRetryAttempts": spec.max_retries}
+    return request

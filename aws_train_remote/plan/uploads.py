@@ -1,0 +1,149 @@
+"""The upload plan: every object a launch needs in S3, named by content.
+
+- code:    <prefix>/code/<sha256 of the bundle>.tar.gz
+- driver:  <prefix>/driver/<hash of the runtime files>/aws_train_remote/...  (once per version)
+- inputs:  <prefix>/inputs/<manifest hash>/<relative path>, and the manifest
+           <prefix>/manifests/<manifest hash>.json, written last: a prefix whose manifest
+           exists is complete, so an interrupted upload is never taken for a finished one.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+
+from .. import contract
+from . import source
+
+CHUNK = 1024 * 1024
+
+
+def sha256_file(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PlannedFile:
+    local: str
+    relpath: str
+    size: int
+    sha256: str
+    key: str
+
+
+@dataclass(frozen=True)
+class InputUpload:
+    name: str
+    manifest_hash: str
+    prefix_key: str  # ends with "/"
+    manifest_key: str
+    manifest: bytes
+    files: tuple  # PlannedFile
+    single_file: bool = False
+
+
+@dataclass(frozen=True)
+class UploadPlan:
+    code: PlannedFile
+    driver_prefix: str
+    driver: tuple  # PlannedFile
+    inputs: tuple  # InputUpload, local inputs only
+    skipped: tuple = ()
+    warnings: tuple = ()
+
+    def all_files(self):
+        yield self.code
+        yield from self.driver
+        for item in self.inputs:
+            yield from item.files
+
+    def describe(self) -> list:
+        """JSON-able rows for the dry run: what would be uploaded, by size, hash and key."""
+        return [{"local": f.local, "size": f.size, "sha256": f.sha256, "key": f.key} for f in self.all_files()]
+
+
+def _key(prefix: str, *parts: str) -> str:
+    return "/".join(p for p in (prefix, *parts) if p)
+
+
+def runtime_files() -> list:
+    """The files of the driver channel: the stdlib-only runtime plus what it imports."""
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    rels = ["__init__.py", "_version.py", "contract.py"]
+    runtime = os.path.join(package, "runtime")
+    rels += sorted(f"runtime/{n}" for n in os.listdir(runtime) if n.endswith(".py"))
+    return [(os.path.join(package, rel), f"aws_train_remote/{rel}") for rel in rels]
+
+
+def manifest_bytes(entries) -> bytes:
+    """Canonical manifest: sorted (path, size, sha256); its sha256 names the input prefix."""
+    rows = [{"path": rel, "size": size, "sha256": sha} for rel, size, sha in sorted(entries)]
+    return json.dumps({"version": 1, "files": rows}, sort_keys=True, separators=(",", ":")).encode()
+
+
+def plan_input(name: str, location: str, prefix: str, hash_file=sha256_file) -> InputUpload:
+    if os.path.isdir(location):
+        entries = []
+        for dirpath, dirnames, filenames in os.walk(location, followlinks=True):
+            dirnames.sort()
+            for fname in sorted(filenames):
+                full = os.path.join(dirpath, fname)
+                if os.path.isfile(full):
+                    rel = os.path.relpath(full, location).replace(os.sep, "/")
+                    entries.append((rel, full))
+        single = False
+    else:
+        entries = [(os.path.basename(location), location)]
+        single = True
+    hashed = [(rel, full, os.path.getsize(full), hash_file(full)) for rel, full in entries]
+    manifest = manifest_bytes([(rel, size, sha) for rel, _, size, sha in hashed])
+    mhash = hashlib.sha256(manifest).hexdigest()
+    prefix_key = _key(prefix, "inputs", mhash) + "/"
+    files = tuple(PlannedFile(full, rel, size, sha, prefix_key + rel) for rel, full, size, sha in hashed)
+    return InputUpload(name, mhash, prefix_key, _key(prefix, "manifests", f"{mhash}.json"), manifest, files, single)
+
+
+def plan_driver(prefix: str, hash_file=sha256_file):
+    rows = [(rel, full, os.path.getsize(full), hash_file(full)) for full, rel in runtime_files()]
+    digest = hashlib.sha256(manifest_bytes([(rel, size, sha) for rel, _, size, sha in rows])).hexdigest()[:32]
+    driver_prefix = _key(prefix, "driver", digest) + "/"
+    return driver_prefix, tuple(PlannedFile(full, rel, size, sha, driver_prefix + rel) for rel, full, size, sha in rows)
+
+
+def bundle_selection(spec, also_exclude=()) -> source.Selection:
+    """The code bundle's files: the source folder plus each dependency under _atr_deps/."""
+    exclude = [i.location for i in spec.inputs if not i.is_s3] + list(also_exclude)
+    exclude += [spec.model_dir, spec.local_output_dir, spec.local_checkpoint_dir]
+    if spec.checkpoint_initial and not spec.checkpoint_initial.startswith("s3://"):
+        exclude.append(spec.checkpoint_initial)
+    main = source.select_files(spec.source_dir, exclude=exclude)
+    files, skipped = list(main.files), list(main.skipped)
+    for dep in spec.dependencies:
+        sel = source.select_files(dep.folder, exclude=exclude, flag=dep.flag, prefix=dep.bundle_path + "/")
+        files += sel.files
+        skipped += [f"{dep.bundle_path}/{s}" for s in sel.skipped]
+    return source.Selection(tuple(sorted(files, key=lambda f: f.relpath)), tuple(skipped))
+
+
+def build_upload_plan(spec, cache_dir: str, hash_file=sha256_file) -> UploadPlan:
+    """Select, pack and hash everything; the bundle is written under <cache_dir>/bundles."""
+    selection = bundle_selection(spec, also_exclude=[cache_dir])
+    bundle_dir = os.path.join(cache_dir, "bundles")
+    os.makedirs(bundle_dir, exist_ok=True)
+    tmp = os.path.join(bundle_dir, f".bundle-{os.getpid()}.tmp")
+    with open(tmp, "wb") as out:
+        digest = source.write_bundle(selection.files, out)
+    bundle_path = os.path.join(bundle_dir, f"{digest}.tar.gz")
+    os.replace(tmp, bundle_path)
+    code = PlannedFile(bundle_path, f"{digest}.tar.gz", os.path.getsize(bundle_path), digest,
+                       _key(spec.prefix, "code", f"{digest}.tar.gz"))
+    driver_prefix, driver = plan_driver(spec.prefix, hash_file)
+    inputs = tuple(plan_input(i.name, i.location, spec.prefix, hash_file) for i in spec.inputs if not i.is_s3)
+    return UploadPlan(code, driver_prefix, driver, inputs, selection.skipped,
+                      tuple(source.bundle_warnings(selection)))
+

@@ -1,0 +1,376 @@
+"""JobSpec: everything the user asked for, as one frozen validated value.
+
+build_job_spec checks each case of design.md section 6 that can be judged without AWS and
+raises UsageError naming the flag, the value and the fix. Nothing here touches the network.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+
+from .. import contract
+from ..errors import UsageError
+from ..plan import images
+from . import naming, values
+
+INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9]*(-[a-z0-9]+)?\.(\d*xlarge|large|medium|small|metal)$")
+REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
+ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]{1,512}$")
+ROLE_NAME = re.compile(r"^[\w+=,.@\-]{1,64}$")
+ENV_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,511}$")
+SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
+BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+CREDENTIAL_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
+                    "AWS_SECURITY_TOKEN")
+
+ENV_LIMIT = 100  # CreateTrainingJob Environment: at most 100 entries, 512 characters each
+TAG_LIMIT = 50
+METRIC_LIMIT = 40
+MAX_RUN_LIMIT = 28 * 86400
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    name: str
+    location: str  # absolute local path or s3:// URI
+    mode: str  # File, FastFile or Pipe
+    flag: str
+
+    @property
+    def is_s3(self) -> bool:
+        return values.is_s3_uri(self.location)
+
+
+@dataclass(frozen=True)
+class DependencySpec:
+    name: str
+    folder: str  # absolute
+    flag: str
+
+    @property
+    def bundle_path(self) -> str:
+        """Where the folder lands inside the code bundle; its parent goes on PYTHONPATH."""
+        return f"_atr_deps/{self.name}/{os.path.basename(self.folder.rstrip(os.sep))}"
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    run: str
+    wait: bool
+    dry_run: bool
+    stop_on_interrupt: bool
+    region: str
+    profile: str
+    job_name: str
+    base_job_name: str
+    role: str  # name or ARN as given; the launcher turns a name into an ARN
+    image: str
+    instance_type: str
+    instance_count: int
+    volume_size: int
+    max_run: int
+    spot: bool
+    max_wait: int  # None unless spot
+    max_retries: int
+    keep_alive: int
+    environment: tuple  # ((key, value), ...)
+    tags: tuple
+    metrics: tuple
+    distribution: str
+    nproc_per_node: int
+    neuron_parallel_compile: bool
+    bucket: str  # None: sagemaker-<region>-<account>, known only after an STS call
+    prefix: str
+    output_s3: str  # None: derived from bucket/prefix
+    checkpoint_s3: str  # "auto", "none" or s3 URI
+    checkpoint_container: str
+    checkpoint_initial: str
+    neuron_cache: str  # "auto", "none" or s3 URI
+    download: bool
+    kms_key: str
+    volume_kms_key: str
+    subnets: tuple
+    security_groups: tuple
+    network_isolation: bool
+    encrypt_inter_container: bool
+    source_dir: str
+    script: str  # relative to source_dir, posix
+    requirements: str  # relative to source_dir, posix, or None
+    inputs: tuple  # InputSpec, ...
+    dependencies: tuple  # DependencySpec, ...
+    container_argv: tuple  # the user's argv minus the flags the container replaces
+    hyperparameters: tuple  # ((name, json text), ...) readable copies of the script's own args
+    path_flags: dict = field(default_factory=dict)  # how the runtime re-adds the path flags
+    model_dir: str = None
+    local_output_dir: str = None
+    local_checkpoint_dir: str = None
+
+    @property
+    def trainium(self) -> bool:
+        return images.is_trainium(self.instance_type)
+
+
+def _need(condition: bool, flag: str, value, problem: str, fix: str) -> None:
+    if not condition:
+        raise UsageError(flag, value, problem, fix)
+
+
+def resolve_region(explicit, environ, aws_config_text: str = None, profile: str = None):
+    """Region without boto3: flag/config, AWS_REGION, AWS_DEFAULT_REGION, then ~/.aws/config."""
+    if explicit:
+        return explicit
+    for name in ("AWS_REGION", "AWS_DEFAULT_REGION"):
+        if environ.get(name):
+            return environ[name]
+    if aws_config_text:
+        import configparser
+
+        parser = configparser.ConfigParser()
+        try:
+            parser.read_string(aws_config_text)
+        except configparser.Error:
+            return None
+        name = profile or environ.get("AWS_PROFILE") or "default"
+        section = "default" if name == "default" else f"profile {name}"
+        if parser.has_option(section, "region"):
+            return parser.get(section, "region")
+    return None
+
+
+def _location_or_s3(flag, raw, base_dir, must_exist=True) -> str:
+    if values.is_s3_uri(raw):
+        try:
+            values.split_s3_uri(raw)
+        except ValueError as err:
+            raise UsageError(flag, raw, "malformed S3 URI", str(err)) from None
+        return raw
+    path = os.path.abspath(os.path.join(base_dir, os.path.expanduser(str(raw))))
+    if must_exist:
+        _need(os.path.exists(path), flag, raw, "no such local file or folder",
+              "create it, fix the path, or give an s3:// URI")
+    return path
+
+
+def _auto_s3(flag, raw) -> str:
+    text = str(raw)
+    if text.lower() in ("auto", "none"):
+        return text.lower()
+    try:
+        values.split_s3_uri(text)
+    except ValueError as err:
+        raise UsageError(flag, raw, "expected auto, none or an s3:// URI", str(err)) from None
+    return text
+
+
+def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv, user_dests,
+                   path_flags, cwd, environ, now, token, aws_config_text=None) -> JobSpec:
+    """Validate everything judgeable offline and return the frozen spec.
+
+    values_by_key: final option values (every layer merged); namespace: the parsed args, for
+    inputs/dependencies/the script's own flags; now/token: clock and randomness, passed in.
+    """
+    v = values_by_key
+    script_dir = os.path.dirname(definition.script)
+
+    region = resolve_region(v.get("region"), environ, aws_config_text, v.get("profile"))
+    _need(region is not None, "--sagemaker-region", None, "no AWS region set",
+          "pass --sagemaker-region us-east-1 or set AWS_REGION")
+    _need(bool(REGION.match(region)), "--sagemaker-region", region, "not an AWS region name",
+          "use a name such as us-east-1 or eu-west-1")
+
+    instance = v["instance"]
+    _need(bool(INSTANCE_TYPE.match(instance)), "--sagemaker-instance", instance,
+          "not a SageMaker instance type", "use a type such as ml.m5.large, ml.g5.xlarge or ml.trn1.32xlarge")
+    count = v["instance_count"]
+    _need(1 <= count <= 100, "--sagemaker-instance-count", count, "out of range", "use 1 to 100")
+    _need(1 <= v["volume_size"] <= 16384, "--sagemaker-volume-size", v["volume_size"], "out of range",
+          "use 1 to 16384 (GB)")
+    max_run = v["max_run"]
+    _need(1 <= max_run <= MAX_RUN_LIMIT, "--sagemaker-max-run", max_run, "out of range",
+          f"use 1 to {MAX_RUN_LIMIT} seconds (28 days)")
+    _need(0 <= v["max_retries"] <= 30, "--sagemaker-max-retries", v["max_retries"], "out of range", "use 0 to 30")
+    _need(0 <= v["keep_alive"] <= 3600, "--sagemaker-keep-alive", v["keep_alive"], "out of range",
+          "use 0 to 3600 seconds")
+
+    spot = v["spot"]
+    max_wait = v.get("max_wait")
+    if max_wait is not None and not spot:
+        raise UsageError("--sagemaker-max-wait", max_wait, "only applies to spot jobs",
+                         "add --sagemaker-spot or drop --sagemaker-max-wait")
+    if spot:
+        max_wait = max_run + 3600 if max_wait is None else max_wait
+        _need(max_wait >= max_run, "--sagemaker-max-wait", max_wait,
+              f"must be at least --sagemaker-max-run ({max_run})",
+              f"raise --sagemaker-max-wait to {max_run} or more, or lower --sagemaker-max-run")
+        _need(max_wait <= 2 * MAX_RUN_LIMIT, "--sagemaker-max-wait", max_wait, "too long",
+              f"use at most {2 * MAX_RUN_LIMIT} seconds")
+
+    checkpoint_s3 = _auto_s3("--sagemaker-checkpoint-s3", v["checkpoint_s3"])
+    if spot and checkpoint_s3 == "none" and not v["spot_force"]:
+        raise UsageError("--sagemaker-checkpoint-s3", "none", "a spot job without a checkpoint location "
+                         "restarts from scratch after every interruption",
+                         "keep the default (auto) or pass --sagemaker-spot-force to accept that")
+    neuron_cache = _auto_s3("--sagemaker-neuron-cache", v["neuron_cache"])
+    checkpoint_container = v["checkpoint_container"]
+    _need(checkpoint_container.startswith("/"), "--sagemaker-checkpoint-container", checkpoint_container,
+          "must be an absolute path in the container", "use e.g. /opt/ml/checkpoints")
+    checkpoint_initial = v.get("checkpoint_initial")
+    if checkpoint_initial:
+        checkpoint_initial = _location_or_s3("--checkpoint-initial", checkpoint_initial, cwd)
+        _need(checkpoint_s3 != "none", "--checkpoint-initial", v.get("checkpoint_initial"),
+              "needs a checkpoint location to seed", "drop --sagemaker-checkpoint-s3 none")
+
+    # job and base names
+    base = v.get("base_job_name")
+    if base:
+        _need(naming.is_valid_job_name(base), "--sagemaker-base-job-name", base,
+              "only letters, digits and single hyphens are allowed", "e.g. --sagemaker-base-job-name my-model")
+    else:
+        base = naming.sanitize_base(os.path.splitext(os.path.basename(definition.script))[0])
+    job_name = v.get("job_name")
+    if job_name:
+        _need(len(job_name) <= naming.JOB_NAME_LIMIT, "--sagemaker-job-name", job_name,
+              f"longer than {naming.JOB_NAME_LIMIT} characters", "shorten it or use --sagemaker-base-job-name")
+        _need(naming.is_valid_job_name(job_name), "--sagemaker-job-name", job_name,
+              "only letters, digits and hyphens, starting with a letter or digit",
+              "e.g. --sagemaker-job-name my-model-2")
+    else:
+        job_name = naming.unique_job_name(base, now, token)
+
+    role = v.get("role")
+    _need(bool(role), "--sagemaker-role", None, "no IAM role for the job",
+          "pass --sagemaker-role NAME_OR_ARN, or set role: in aws-train-remote.yaml, or "
+          "SageMaker.TrainingJob.RoleArn in ~/.config/sagemaker/config.yaml")
+    _need(bool(ROLE_ARN.match(role) or ROLE_NAME.match(role)), "--sagemaker-role", role,
+          "neither a role name nor a role ARN", "use e.g. MySageMakerRole or arn:aws:iam::123456789012:role/MySageMakerRole")
+
+    image = v.get("image")
+    if not image:
+        try:
+            image = images.default_image(v["framework"], v["framework_version"], instance, region)
+        except ValueError as err:
+            raise UsageError("--sagemaker-framework-version", v["framework_version"], str(err),
+                             "pick a listed version or pass --sagemaker-image URI") from None
+
+    environment = tuple(v.get("env") or ())
+    _need(len(environment) <= ENV_LIMIT, "--sagemaker-env", len(environment), "too many variables",
+          f"SageMaker allows {ENV_LIMIT}")
+    for key, value in environment:
+        _need(bool(ENV_NAME.match(key)), "--sagemaker-env", key, "not a valid variable name",
+              "use letters, digits and underscores, e.g. --sagemaker-env MY_VAR=1")
+        _need(key.upper() not in CREDENTIAL_NAMES, "--sagemaker-env", key,
+              "AWS credentials must never travel with a job (they are visible in DescribeTrainingJob)",
+              "drop it; the job runs with --sagemaker-role")
+        _need(len(value) <= 512, "--sagemaker-env", key, "value longer than 512 characters",
+              "shorten it or ship it in a file with the code")
+    tags = tuple(v.get("tag") or ())
+    _need(len(tags) <= TAG_LIMIT - 3, "--sagemaker-tag", len(tags), "too many tags",
+          f"SageMaker allows {TAG_LIMIT}, of which aws-train-remote uses 3")
+    for key, value in tags:
+        _need(0 < len(key) <= 128 and not key.lower().startswith("aws:"), "--sagemaker-tag", key,
+              "tag keys must be 1-128 characters and not start with aws:", "rename the tag")
+        _need(len(value) <= 256, "--sagemaker-tag", key, "value longer than 256 characters", "shorten it")
+    metrics = tuple(v.get("metric") or ())
+    _need(len(metrics) <= METRIC_LIMIT, "--sagemaker-metric", len(metrics), "too many metrics",
+          f"SageMaker allows {METRIC_LIMIT}")
+    for name, regex in metrics:
+        _need(0 < len(name) <= 255 and 0 < len(regex) <= 500, "--sagemaker-metric", f"{name}={regex}",
+              "name must be 1-255 and regex 1-500 characters", "e.g. --sagemaker-metric 'loss=loss: ([0-9.]+)'")
+        try:
+            re.compile(regex)
+        except re.error as err:
+            raise UsageError("--sagemaker-metric", f"{name}={regex}", f"bad regex ({err})",
+                             "fix the regular expression") from None
+
+    subnets, groups = tuple(v.get("subnets") or ()), tuple(v.get("security_groups") or ())
+    _need(bool(subnets) == bool(groups), "--sagemaker-subnets" if groups else "--sagemaker-security-groups",
+          None, "a VPC needs both subnets and security groups", "pass both --sagemaker-subnets and "
+          "--sagemaker-security-groups")
+    for subnet in subnets:
+        _need(bool(SUBNET.match(subnet)), "--sagemaker-subnets", subnet, "not a subnet id", "use e.g. subnet-0abc1234")
+    for group in groups:
+        _need(bool(SECURITY_GROUP.match(group)), "--sagemaker-security-groups", group,
+              "not a security group id", "use e.g. sg-0abc1234")
+
+    bucket = v.get("bucket")
+    if bucket:
+        _need(bool(BUCKET.match(bucket)) and ".." not in bucket, "--sagemaker-bucket", bucket,
+              "not a valid bucket name", "use 3-63 lower-case letters, digits, dots and hyphens")
+    prefix = (v.get("prefix") or "").strip("/")
+    output_s3 = v.get("output_s3")
+
+    # source, script, requirements
+    source_raw = v.get("source") or script_dir
+    source_dir = os.path.realpath(os.path.join(cwd, os.path.expanduser(source_raw)))
+    _need(os.path.isdir(source_dir), "--sagemaker-source", source_raw, "no such folder",
+          "give the folder that holds the training code")
+    script_raw = v.get("script") or os.path.relpath(os.path.realpath(definition.script), source_dir)
+    script_abs = os.path.realpath(os.path.join(source_dir, script_raw))
+    _need(os.path.isfile(script_abs), "--sagemaker-script", script_raw, "no such file in the source folder",
+          "give the script's path relative to --sagemaker-source")
+    script = os.path.relpath(script_abs, source_dir)
+    _need(not script.startswith(".."), "--sagemaker-script", script_raw, "lies outside the source folder",
+          "move it, or pass a --sagemaker-source that contains it")
+    requirements = v.get("requirements")
+    if requirements:
+        req_abs = os.path.realpath(os.path.join(source_dir, requirements))
+        _need(os.path.isfile(req_abs), "--sagemaker-requirements", requirements, "no such file",
+              "give a requirements file inside the source folder")
+        requirements = os.path.relpath(req_abs, source_dir)
+        _need(not requirements.startswith(".."), "--sagemaker-requirements", v.get("requirements"),
+              "lies outside the source folder", "move it into the source folder")
+    elif os.path.isfile(os.path.join(source_dir, "requirements.txt")):
+        requirements = "requirements.txt"
+
+    inputs = []
+    for name, _default in definition.inputs:
+        flag = definition.input_flag(name)
+        raw = getattr(namespace, name)
+        _need(raw not in (None, ""), flag, None, "no location for this input", f"pass {flag} PATH_OR_S3_URI")
+        inputs.append(InputSpec(name, _location_or_s3(flag, raw, cwd), getattr(namespace, f"{name}_mode"), flag))
+    dependencies = []
+    for name, _default in definition.dependencies:
+        flag = definition.dependency_flag(name)
+        raw = getattr(namespace, name)
+        folder = os.path.realpath(os.path.join(cwd, os.path.expanduser(str(raw))))
+        _need(os.path.isdir(folder), flag, raw, "no such folder", "give the folder of the Python package")
+        dependencies.append(DependencySpec(name, folder, flag))
+    channel_count = len(inputs) + 2 + (1 if images.is_trainium(instance) and neuron_cache != "none" else 0)
+    _need(channel_count <= contract.CHANNEL_LIMIT, "inputs", len(inputs), "too many input channels",
+          f"SageMaker allows {contract.CHANNEL_LIMIT} channels, {contract.CHANNEL_LIMIT - channel_count + len(inputs)} of them for inputs")
+
+    hyperparameters = []
+    for dest in user_dests:
+        value = getattr(namespace, dest, None)
+        try:
+            text = json.dumps(value)
+        except (TypeError, ValueError):
+            text = json.dumps(str(value))
+        _need(len(text) <= contract.HP_VALUE_LIMIT, f"--{dest.replace('_', '-')}", value,
+              f"longer than SageMaker's {contract.HP_VALUE_LIMIT} characters per hyperparameter",
+              "pass it in a file instead")
+        hyperparameters.append((dest, text))
+
+    return JobSpec(
+        run=v["run"], wait=v["wait"], dry_run=v["dry_run"], stop_on_interrupt=v["stop_on_interrupt"],
+        region=region, profile=v.get("profile"), job_name=job_name, base_job_name=base, role=role,
+        image=image, instance_type=instance, instance_count=count, volume_size=v["volume_size"],
+        max_run=max_run, spot=spot, max_wait=max_wait if spot else None, max_retries=v["max_retries"],
+        keep_alive=v["keep_alive"], environment=environment, tags=tags, metrics=metrics,
+        distribution=v["distribution"], nproc_per_node=v.get("nproc_per_node"),
+        neuron_parallel_compile=v["neuron_parallel_compile"], bucket=bucket, prefix=prefix,
+        output_s3=output_s3, checkpoint_s3=checkpoint_s3, checkpoint_container=checkpoint_container,
+        checkpoint_initial=checkpoint_initial, neuron_cache=neuron_cache, download=v["download"],
+        kms_key=v.get("kms_key"), volume_kms_key=v.get("volume_kms_key"), subnets=subnets,
+        security_groups=groups, network_isolation=v["network_isolation"],
+        encrypt_inter_container=v["encrypt_inter_container"], source_dir=source_dir,
+        script=script.replace(os.sep, "/"), requirements=requirements.replace(os.sep, "/") if requirements else None,
+        inputs=tuple(inputs), dependencies=tuple(dependencies), container_argv=tuple(container_argv),
+        hyperparameters=tuple(hyperparameters), path_flags=path_flags,
+        model_dir=os.path.abspath(os.path.join(cwd, str(namespace.model_dir))),
+        local_output_dir=os.path.abspath(os.path.join(cwd, str(namespace.output_dir))),
+        local_checkpoint_dir=os.path.abspath(os.path.join(cwd, str(namespace.checkpoint_dir))),
+    )

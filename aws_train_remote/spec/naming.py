@@ -1,0 +1,28 @@
+"""Job names: unique without coordination (base + UTC time + random suffix), always within
+SageMaker's 63 characters and its pattern ^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}."""
+from __future__ import annotations
+
+import re
+
+JOB_NAME_LIMIT = 63
+JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+_SUFFIX_LEN = len("-20260101-000000-abcdef")
+
+
+def sanitize_base(text: str) -> str:
+    """Turn a script name into a valid base name: other characters become '-'."""
+    base = re.sub(r"[^a-zA-Z0-9-]+", "-", text).strip("-")
+    base = re.sub(r"-{2,}", "-", base)
+    return base or "job"
+
+
+def unique_job_name(base: str, now, token: str) -> str:
+    """`now` is a datetime (UTC), `token` 6 hex characters from the caller's random source."""
+    stamp = now.strftime("%Y%m%d-%H%M%S")
+    room = JOB_NAME_LIMIT - _SUFFIX_LEN
+    trimmed = base[:room].rstrip("-") or "job"
+    return f"{trimmed}-{stamp}-{token}"
+
+
+def is_valid_job_name(name: str) -> bool:
+    return bool(JOB_NAME_PATTERN.match(name))

@@ -1,0 +1,119 @@
+"""Parsers for option values. Each takes a raw value (string from argv or env, or a YAML
+scalar/list/mapping) and returns a typed value, or raises ValueError with the expected form,
+which the caller turns into a UsageError naming the flag."""
+from __future__ import annotations
+
+import re
+
+_TRUE = {"yes", "true", "1", "on", "y"}
+_FALSE = {"no", "false", "0", "off", "n"}
+
+
+def parse_bool(raw) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("expected yes/no (also true/false, 1/0, on/off)")
+
+
+def parse_run(raw) -> str:
+    """--sagemaker-run: no, yes or local; yes/no in any boolean spelling (aws-sagemaker-remote used True)."""
+    text = str(raw).strip().lower()
+    if text == "local":
+        return "local"
+    try:
+        return "yes" if parse_bool(raw) else "no"
+    except ValueError:
+        raise ValueError("expected no, yes or local") from None
+
+
+def parse_int(raw) -> int:
+    if isinstance(raw, bool):
+        raise ValueError("expected a whole number")
+    if isinstance(raw, int):
+        return raw
+    try:
+        return int(str(raw).strip())
+    except ValueError:
+        raise ValueError("expected a whole number") from None
+
+
+_DURATION = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(raw) -> int:
+    """Seconds, or a number with unit s/m/h/d ("90m", "2h")."""
+    if isinstance(raw, int) and not isinstance(raw, bool):
+        return raw
+    match = _DURATION.match(str(raw))
+    if not match:
+        raise ValueError("expected seconds or a duration such as 90m, 2h, 1d")
+    return int(match.group(1)) * _UNIT[match.group(2).lower()]
+
+
+def parse_pairs(raw) -> tuple:
+    """KEY=VALUE items: a string, a list of strings, or a mapping (from YAML). Order kept, last wins."""
+    if raw is None:
+        return ()
+    if isinstance(raw, dict):
+        items = [(str(k), "" if v is None else _scalar_text(v)) for k, v in raw.items()]
+    else:
+        items = []
+        for entry in [raw] if isinstance(raw, str) else list(raw):
+            if isinstance(entry, (tuple, list)) and len(entry) == 2:
+                items.append((str(entry[0]), _scalar_text(entry[1])))
+                continue
+            key, sep, value = str(entry).partition("=")
+            if not sep or not key.strip():
+                raise ValueError(f"expected KEY=VALUE, got {entry!r}")
+            items.append((key.strip(), value))
+    merged = {}
+    for key, value in items:
+        merged[key] = value
+    return tuple(merged.items())
+
+
+def parse_list(raw) -> tuple:
+    """Comma-separated string or a list; empty items dropped."""
+    if raw is None:
+        return ()
+    parts = str(raw).split(",") if isinstance(raw, str) else [str(p) for p in raw]
+    return tuple(p.strip() for p in parts if p.strip())
+
+
+def parse_str(raw) -> str:
+    if isinstance(raw, (dict, list)):
+        raise ValueError("expected a single value")
+    return str(raw)
+
+
+def _scalar_text(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+_S3 = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(/.*)?$")
+
+
+def is_s3_uri(text) -> bool:
+    return isinstance(text, str) and text.startswith("s3://")
+
+
+def split_s3_uri(uri: str) -> tuple:
+    """('bucket', 'key/prefix') for a well-formed s3:// URI, else ValueError."""
+    match = _S3.match(uri)
+    if not match or ".." in match.group(1):
+        raise ValueError("expected s3://bucket/key with a valid bucket name (3-63 lower-case letters, digits, dots, hyphens)")
+    return match.group(1), (match.group(2) or "/")[1:]
+
+
+def parse_s3_uri(raw) -> str:
+    text = parse_str(raw)
+    split_s3_uri(text)
+    return text

@@ -1,0 +1,190 @@
+"""training_main and @training_job: one implementation behind both forms.
+
+Parses the script's own flags and every generated --sagemaker-* flag, then either calls
+main(args) here (the default, with no AWS import), prints the exact job request
+(--sagemaker-dry-run), or hands the request to an executor. This is the script's command
+line, so it is where errors become one line on stderr and an exit status.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import sys
+
+from .errors import TrainRemoteError
+from .spec import config as config_mod
+from .spec.flags import ScriptDefinition, build_parser, value_taking_flags
+from .spec.options import BY_KEY, OPTIONS, builtin_defaults
+
+
+def training_main(main, inputs=None, dependencies=None, *, additional_arguments=None,
+                  argparse_callback=None, description=None, input_modes=None, argv=None,
+                  environ=None, **defaults):
+    """Run `main(args)` locally, or as a SageMaker training job when --sagemaker-run yes.
+
+    inputs: {name: default local path or s3:// URI}; each becomes --<name> and args.<name>.
+    dependencies: {name: folder}; shipped with the code and put on PYTHONPATH.
+    additional_arguments: list of argparse kwargs, the flag in 'dest' (aws-sagemaker-remote style).
+    argparse_callback: called with the parser to add the script's own flags.
+    **defaults: default for any option by its config key (instance="ml.g5.xlarge", spot=True).
+    """
+    definition = ScriptDefinition(
+        script=_script_path(main),
+        inputs=tuple((inputs or {}).items()),
+        dependencies=tuple((dependencies or {}).items()),
+        additional_arguments=tuple(additional_arguments or ()),
+        argparse_callback=argparse_callback,
+        description=description if description is not None else (main.__doc__ or None),
+        input_modes=tuple((input_modes or {}).items()),
+    )
+    argv = sys.argv[1:] if argv is None else list(argv)
+    environ = os.environ if environ is None else environ
+    try:
+        return run(definition, main, argv, environ, defaults)
+    except TrainRemoteError as err:
+        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "aws-train-remote"
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def training_job(inputs=None, dependencies=None, **options):
+    """Decorator form: `@training_job(inputs=...)` on main(args); then `main()` parses sys.argv."""
+
+    def decorate(main):
+        @functools.wraps(main)
+        def entry(argv=None):
+            return training_main(main, inputs, dependencies, argv=argv, **options)
+
+        entry.__wrapped__ = main
+        return entry
+
+    return decorate
+
+
+def sagemaker_training_main(main, inputs=None, dependencies=None, **kwargs):
+    """aws-sagemaker-remote's entry point name, so its users switch by changing one import."""
+    return training_main(main, inputs, dependencies, **kwargs)
+
+
+def _script_path(main) -> str:
+    module = sys.modules.get(getattr(main, "__module__", None))
+    path = getattr(module, "__file__", None) or (sys.argv[0] if sys.argv and sys.argv[0] else None)
+    if not path:
+        path = os.path.join(os.getcwd(), "main.py")
+    return os.path.abspath(path)
+
+
+def _peek_flag(argv, flag: str):
+    """The value of one flag before the full parser exists (the config file decides its defaults)."""
+    for i, token in enumerate(argv):
+        if token == "--":
+            break
+        if token == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if token.startswith(flag + "="):
+            return token.split("=", 1)[1]
+    return None
+
+
+def layered_defaults(definition, environ, keywords, argv, sdk_config=False) -> dict:
+    """built-in < SageMaker SDK config (remote runs only) < training_main keyword < config
+    file(s) < environment. The SDK's file is read only for remote runs: a local run needs
+    none of its keys and should not pay for importing yaml."""
+    layers = [builtin_defaults()]
+    sdk_path = config_mod.sdk_config_path(environ)
+    if sdk_config and sdk_path.is_file():
+        layers.append(config_mod.parse_sdk_config(config_mod.read_yaml(sdk_path), str(sdk_path)))
+    layers.append(config_mod.parse_keywords(keywords))
+    explicit = _peek_flag(argv, "--sagemaker-config")
+    for path in config_mod.discover_config_files(explicit, os.path.dirname(definition.script), environ):
+        layers.append(config_mod.parse_config(config_mod.read_yaml(path), str(path)))
+    layers.append(config_mod.parse_environment(environ))
+    return config_mod.merge_layers(*layers)
+
+
+def final_values(namespace, layered: dict) -> dict:
+    """Option values after the command line; repeatable KEY=VALUE flags merge by key."""
+    out = {}
+    for option in OPTIONS:
+        if option.repeat:
+            given = getattr(namespace, option.dest)
+            out[option.key] = layered.get(option.key) or ()
+            if given:
+                from .errors import UsageError
+
+                try:
+                    parsed = option.parse(given)
+                except ValueError as err:
+                    raise UsageError(option.flag, given, str(err), f"write {option.flag} {option.metavar}") from None
+                out[option.key] = config_mod.merge_layers({option.key: out[option.key]},
+                                                          {option.key: parsed})[option.key]
+        else:
+            out[option.key] = getattr(namespace, option.dest)
+    return out
+
+
+def parse(definition, argv, environ, keywords, sdk_config=False):
+    """(namespace, final option values, parser) for this argv."""
+    layered = layered_defaults(definition, environ, keywords, argv, sdk_config)
+    parser = build_parser(definition, layered, prog=os.path.basename(definition.script))
+    namespace = parser.parse_args(argv)
+    return namespace, final_values(namespace, layered), parser
+
+
+def run(definition, main, argv, environ, keywords):
+    namespace, values, parser = parse(definition, argv, environ, keywords)
+    if values["run"] == "no" and not values["dry_run"]:
+        from .executors.local_run import run_locally
+
+        return run_locally(main, namespace, definition, environ)
+    if config_mod.sdk_config_path(environ).is_file():
+        namespace, values, parser = parse(definition, argv, environ, keywords, sdk_config=True)
+    spec = job_spec(definition, namespace, values, parser, argv, environ)
+    if spec.dry_run:
+        from .executors.dry_run import print_dry_run
+
+        return print_dry_run(spec, sys.stdout, environ)
+    if spec.run == "local":
+        from .errors import UsageError
+
+        raise UsageError("--sagemaker-run", "local", "local mode is not available in this version",
+                         "use --sagemaker-run yes (or --sagemaker-dry-run to inspect the request)")
+    from .executors.sagemaker import launch_and_follow
+
+    return launch_and_follow(spec, environ)
+
+
+def job_spec(definition, namespace, values, parser, argv, environ):
+    """Build the JobSpec for a remote or local job from the parsed command line."""
+    import datetime
+    import secrets
+
+    from .spec.argv import strip_flags
+    from .spec.job import build_job_spec
+
+    ours = value_taking_flags(parser)
+    user_flags = set()
+    for action in parser._actions:
+        if action.dest in parser.atr_user_dests or action.dest == "help":
+            user_flags.update(action.option_strings)
+    container_argv = strip_flags(argv, {f: n for f, n in ours.items() if f not in user_flags})
+    path_flags = {"model": "--model-dir", "output": "--output-dir", "checkpoint": "--checkpoint-dir",
+                  "run": BY_KEY["run"].flag}
+    aws_config_text = _read_text(environ.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config"))
+    return build_job_spec(
+        values, definition, namespace,
+        container_argv=container_argv, user_dests=parser.atr_user_dests, path_flags=path_flags,
+        cwd=os.getcwd(), environ=environ, now=datetime.datetime.now(datetime.timezone.utc),
+        token=secrets.token_hex(3), aws_config_text=aws_config_text,
+    )
+
+
+def _read_text(path):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        return None

@@ -1,0 +1,59 @@
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No test sees the developer's AWS config, credentials, caches or our env options."""
+    home = tmp_path / "home"
+    home.mkdir()
+    for name in list(os.environ):
+        if name.startswith(("AWS_", "SAGEMAKER_")):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / ".config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / ".cache"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(home / ".aws" / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(home / ".aws" / "credentials"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    return home
+
+
+@pytest.fixture(scope="session")
+def loopback():
+    from loopback_aws import LoopbackAws
+
+    server = LoopbackAws()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def aws(loopback, monkeypatch):
+    """A clean moto server on 127.0.0.1 and the environment that points boto3 at it."""
+    loopback.reset()
+    for key, value in loopback.env().items():
+        monkeypatch.setenv(key, value)
+    return loopback
+
+
+def write_script(folder, body: str, name: str = "train.py") -> str:
+    path = os.path.join(str(folder), name)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(textwrap.dedent(body))
+    return path
+
+
+def run_python(args, cwd, env=None, timeout=120, input=None):
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = REPO + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.update(env or {})
+    return subprocess.run([sys.executable, *args], cwd=str(cwd), env=full_env, capture_output=True,
+                          text=True, timeout=timeout, input=input)

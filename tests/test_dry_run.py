@@ -1,0 +1,150 @@
+"""--sagemaker-dry-run: the exact request, valid for botocore, with no network and no credentials."""
+import hashlib
+import json
+import os
+import tarfile
+
+import pytest
+from botocore.session import get_session
+from botocore.validate import ParamValidator
+
+from aws_train_remote import contract
+from conftest import REPO, run_python, write_script
+
+ROLE = "arn:aws:iam::111122223333:role/TrainRole"
+SCRIPT = """
+from aws_train_remote import training_main
+def main(args):
+    raise SystemExit("main must not run in a dry run")
+if __name__ == "__main__":
+    training_main(main, inputs={"train": "data", "extra": "s3://other-bucket/extra/"},
+                  dependencies={"mylib": "libs/mylib"},
+                  additional_arguments=[{"dest": "--epochs", "type": int, "default": 2},
+                                        {"dest": "--fast", "action": "store_true"},
+                                        {"dest": "--names", "nargs": "*", "default": []}])
+"""
+
+
+def validate_create_training_job(request):
+    model = get_session().get_service_model("sagemaker")
+    report = ParamValidator().validate(request, model.operation_model("CreateTrainingJob").input_shape)
+    assert not report.has_errors(), report.generate_report()
+
+
+@pytest.fixture
+def project(tmp_path):
+    write_script(tmp_path, SCRIPT)
+    (tmp_path / "data" / "sub").mkdir(parents=True)
+    (tmp_path / "data" / "a.csv").write_text("1,2\n")
+    (tmp_path / "data" / "sub" / "b.csv").write_text("3,4\n")
+    (tmp_path / "libs" / "mylib").mkdir(parents=True)
+    (tmp_path / "libs" / "mylib" / "__init__.py").write_text("X = 1\n")
+    (tmp_path / "helper.py").write_text("Y = 2\n")
+    (tmp_path / ".env").write_text("SECRET=1\n")
+    (tmp_path / "requirements.txt").write_text("numpy\n")
+    return tmp_path
+
+
+def dry_run(project, *extra, env=None):
+    # No credentials and an endpoint nothing listens on: any AWS call would fail loudly.
+    env = {"AWS_ENDPOINT_URL": "http://127.0.0.1:9", **(env or {})}
+    result = run_python(["train.py", "--sagemaker-run", "yes", "--sagemaker-dry-run", "--sagemaker-region",
+                         "eu-west-1", *extra], cwd=project, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_dry_run_request_is_valid_and_complete(project):
+    doc = dry_run(project, "--sagemaker-role", ROLE, "--epochs", "5", "--fast", "--names", "a b", "ü",
+                  "--sagemaker-spot", "--sagemaker-env", "MODE=test", "--sagemaker-tag", "team=ml",
+                  "--sagemaker-metric", "loss=loss=([0-9.]+)", "--sagemaker-instance-count", "2",
+                  "--sagemaker-max-retries", "2", "--sagemaker-kms-key", "alias/k",
+                  "--sagemaker-subnets", "subnet-0123abcd,subnet-0123abce", "--sagemaker-security-groups",
+                  "sg-0123abcd", "--extra-mode", "FastFile")
+    request = doc["request"]
+    validate_create_training_job(request)
+    bucket = "sagemaker-eu-west-1-111122223333"
+    assert request["RoleArn"] == ROLE
+    assert request["TrainingJobName"].startswith("train-") and len(request["TrainingJobName"]) <= 63
+    assert request["AlgorithmSpecification"]["ContainerEntrypoint"] == [
+        "python3", "/opt/ml/input/data/atr_driver/aws_train_remote/runtime/__main__.py"]
+    assert request["AlgorithmSpecification"]["MetricDefinitions"] == [{"Name": "loss", "Regex": "loss=([0-9.]+)"}]
+    channels = {c["ChannelName"]: c for c in request["InputDataConfig"]}
+    assert list(channels) == ["atr_driver", "code", "train", "extra"]
+    assert channels["extra"]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://other-bucket/extra/"
+    assert channels["extra"]["InputMode"] == "FastFile"
+    assert channels["train"]["DataSource"]["S3DataSource"]["S3Uri"].startswith(f"s3://{bucket}/aws-train-remote/inputs/")
+    hps = request["HyperParameters"]
+    assert contract.decode_argv(hps) == ["--epochs", "5", "--fast", "--names", "a b", "ü"]
+    assert (hps["epochs"], hps["fast"], hps["names"]) == ("5", "true", json.dumps(["a b", "ü"]))
+    assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 90000}
+    assert request["EnableManagedSpotTraining"] is True
+    assert request["CheckpointConfig"]["S3Uri"] == f"s3://{bucket}/aws-train-remote/checkpoints/train/"
+    assert request["Environment"] == {"MODE": "test"}
+    assert {"Key": "team", "Value": "ml"} in request["Tags"]
+    assert request["RetryStrategy"] == {"MaximumRetryAttempts": 2}
+    assert request["OutputDataConfig"] == {"S3OutputPath": f"s3://{bucket}/aws-train-remote/output", "KmsKeyId": "alias/k"}
+    assert request["VpcConfig"]["SecurityGroupIds"] == ["sg-0123abcd"]
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+    paths = json.loads(hps[contract.HP_PATHS])
+    assert paths["dependencies"] == {"--mylib": "_atr_deps/mylib/mylib"}
+    assert json.loads(hps[contract.HP_REQUIREMENTS]) == "requirements.txt"
+
+
+def test_upload_plan_lists_each_file_with_hash_and_key(project):
+    doc = dry_run(project, "--sagemaker-role", ROLE)
+    rows = {row["local"]: row for row in doc["uploads"]}
+    data_file = str(project / "data" / "sub" / "b.csv")
+    assert rows[data_file]["sha256"] == hashlib.sha256(b"3,4\n").hexdigest()
+    assert rows[data_file]["size"] == 4
+    train_uri = [c for c in doc["request"]["InputDataConfig"] if c["ChannelName"] == "train"][0]
+    prefix_key = train_uri["DataSource"]["S3DataSource"]["S3Uri"].split("/", 3)[3]
+    assert rows[data_file]["key"] == prefix_key + "sub/b.csv"
+    bundle = doc["uploads"][0]
+    with tarfile.open(bundle["local"]) as tar:
+        names = tar.getnames()
+    assert "train.py" in names and "helper.py" in names and "_atr_deps/mylib/mylib/__init__.py" in names
+    assert ".env" not in names and not any(n.startswith("data/") for n in names)
+    assert any(".env" in note for note in doc["notes"])
+    assert any(r["key"].endswith("aws_train_remote/runtime/__main__.py") for r in doc["uploads"])
+
+
+def test_same_tree_same_bundle_and_names_are_unique(project):
+    first = dry_run(project, "--sagemaker-role", ROLE)
+    second = dry_run(project, "--sagemaker-role", ROLE)
+    assert first["uploads"][0]["sha256"] == second["uploads"][0]["sha256"]
+    assert first["request"]["TrainingJobName"] != second["request"]["TrainingJobName"]
+
+
+def test_role_name_without_network_shows_account_placeholder(project):
+    doc = dry_run(project, "--sagemaker-role", "TrainRole")
+    validate_create_training_job(doc["request"])
+    assert doc["request"]["RoleArn"] == "arn:aws:iam::<account>:role/TrainRole"
+    assert any("<account>" in note for note in doc["notes"])
+
+
+def test_dry_run_imports_no_aws_library(project):
+    code = ("import runpy, sys\nsys.argv = ['train.py', '--sagemaker-run', 'yes', '--sagemaker-dry-run', "
+            "'--sagemaker-region', 'us-east-1', '--sagemaker-role', 'R']\n"
+            "try:\n    runpy.run_path('train.py', run_name='__main__')\nexcept SystemExit:\n    pass\n"
+            "print('HEAVY', sorted(m for m in ('boto3', 'botocore', 's3transfer') if m in sys.modules), file=sys.stderr)")
+    result = run_python(["-c", code], cwd=project)
+    assert "HEAVY []" in result.stderr
+
+
+def test_trainium_dry_run_uses_neuron_image_and_cache_channel(project):
+    doc = dry_run(project, "--sagemaker-role", ROLE, "--sagemaker-instance", "ml.trn1.32xlarge")
+    request = doc["request"]
+    validate_create_training_job(request)
+    assert "pytorch-training-neuronx" in request["AlgorithmSpecification"]["TrainingImage"]
+    names = [c["ChannelName"] for c in request["InputDataConfig"]]
+    assert names[-1] == "atr_neuron_cache"
+
+
+def test_demo_dry_run_passes_botocore_validation(tmp_path):
+    result = run_python([os.path.join(REPO, "demo", "train.py"), "--sagemaker-run", "yes", "--sagemaker-dry-run",
+                         "--sagemaker-region", "us-east-1", "--sagemaker-role", "DemoRole"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    validate_create_training_job(doc["request"])
+    assert [m["Name"] for m in doc["request"]["AlgorithmSpecification"]["MetricDefinitions"]] == ["loss", "accuracy"]

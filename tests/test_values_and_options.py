@@ -1,0 +1,73 @@
+import pytest
+
+from aws_train_remote.spec import values
+from aws_train_remote.spec.options import BY_FLAG, OPTIONS
+
+
+@pytest.mark.parametrize("raw", ["yes", "YES", "true", "True", "1", "on", "On", True])
+def test_bool_true_spellings(raw):
+    assert values.parse_bool(raw) is True
+
+
+@pytest.mark.parametrize("raw", ["no", "No", "false", "FALSE", "0", "off", False])
+def test_bool_false_spellings(raw):
+    assert values.parse_bool(raw) is False
+
+
+@pytest.mark.parametrize("raw", ["maybe", "", "2", "yess"])
+def test_bool_rejects(raw):
+    with pytest.raises(ValueError, match="yes/no"):
+        values.parse_bool(raw)
+
+
+@pytest.mark.parametrize("raw,expected", [("3600", 3600), ("90m", 5400), ("2h", 7200), ("1d", 86400), (60, 60)])
+def test_duration(raw, expected):
+    assert values.parse_duration(raw) == expected
+
+
+def test_pairs_from_every_form():
+    assert values.parse_pairs(["A=1", "B=x=y", "A=2"]) == (("A", "2"), ("B", "x=y"))
+    assert values.parse_pairs({"A": 1, "B": True}) == (("A", "1"), ("B", "true"))
+    assert values.parse_pairs([("loss", "l=(.*)")]) == (("loss", "l=(.*)"),)
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        values.parse_pairs(["novalue"])
+
+
+def test_run_accepts_old_boolean_spellings():
+    assert values.parse_run("True") == "yes"
+    assert values.parse_run("0") == "no"
+    assert values.parse_run("LOCAL") == "local"
+
+
+def test_s3_uri_split():
+    assert values.split_s3_uri("s3://my-bucket/a/b") == ("my-bucket", "a/b")
+    assert values.split_s3_uri("s3://my-bucket") == ("my-bucket", "")
+    for bad in ["s3://B/x", "s3:/x", "s3://a/x", "s3://bad..name/x"]:
+        with pytest.raises(ValueError):
+            values.split_s3_uri(bad)
+
+
+def test_option_table_is_consistent():
+    keys = [o.key for o in OPTIONS]
+    assert len(keys) == len(set(keys)), "config keys must be unique"
+    flags = [f for o in OPTIONS for f in o.flags]
+    assert len(flags) == len(set(flags)), "flags and aliases must be unique"
+    for option in OPTIONS:
+        assert option.help and option.group
+        assert option.parse(option.default) == option.default or option.default is None
+
+
+def test_aws_sagemaker_remote_aliases_exist():
+    for old, new in [("--sagemaker-training-instance", "instance"), ("--sagemaker-training-image", "image"),
+                     ("--sagemaker-training-role", "role"), ("--sagemaker-spot-instances", "spot")]:
+        assert BY_FLAG[old].key == new
+
+
+def test_docs_flags_md_is_generated_from_the_table():
+    import os
+
+    from aws_train_remote.spec.docs import render_flags_markdown
+
+    path = os.path.join(os.path.dirname(__file__), "..", "docs", "flags.md")
+    with open(path, encoding="utf-8") as fh:
+        assert fh.read() == render_flags_markdown(), "run: python -m aws_train_remote.spec.docs > docs/flags.md"
