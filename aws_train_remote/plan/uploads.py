@@ -52,6 +52,7 @@ class UploadPlan:
     code: PlannedFile
     driver_prefix: str
     driver: tuple  # PlannedFile
+    driver_manifest_key: str
     inputs: tuple  # InputUpload, local inputs only
     skipped: tuple = ()
     warnings: tuple = ()
@@ -143,7 +144,8 @@ def build_upload_plan(spec, cache_dir: str, hash_file=sha256_file) -> UploadPlan
     code = PlannedFile(bundle_path, f"{digest}.tar.gz", os.path.getsize(bundle_path), digest,
                        _key(spec.prefix, "code", f"{digest}.tar.gz"))
     driver_prefix, driver = plan_driver(spec.prefix, hash_file)
+    driver_manifest = _key(spec.prefix, "manifests", "driver-" + driver_prefix.rstrip("/").rsplit("/", 1)[1] + ".json")
     inputs = tuple(plan_input(i.name, i.location, spec.prefix, hash_file) for i in spec.inputs if not i.is_s3)
-    return UploadPlan(code, driver_prefix, driver, inputs, selection.skipped,
+    return UploadPlan(code, driver_prefix, driver, driver_manifest, inputs, selection.skipped,
                       tuple(source.bundle_warnings(selection)))
 

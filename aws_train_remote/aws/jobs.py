@@ -1,0 +1,39 @@
+"""Training-job facts from DescribeTrainingJob: links, the end-of-job summary, terminal states."""
+from __future__ import annotations
+
+import urllib.parse
+
+TERMINAL = ("Completed", "Failed", "Stopped")
+
+
+def console_url(region: str, job: str) -> str:
+    return f"https://{region}.console.aws.amazon.com/sagemaker/home?region={region}#/jobs/{job}"
+
+
+def logs_url(region: str, job: str) -> str:
+    def enc(text):  # the CloudWatch console double-encodes with '$' in place of '%'
+        return urllib.parse.quote(urllib.parse.quote(text, safe=""), safe="").replace("%", "$")
+
+    group = enc("/aws/sagemaker/TrainingJobs")
+    return (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/"
+            f"log-group/{group}$3FlogStreamNameFilter$3D{enc(job + '/')}")
+
+
+def summary_lines(desc: dict) -> list:
+    status = desc.get("TrainingJobStatus", "?")
+    parts = [f"{status}: {desc.get('TrainingJobName')}"]
+    training = desc.get("TrainingTimeInSeconds")
+    billable = desc.get("BillableTimeInSeconds")
+    if training is not None:
+        parts.append(f"training {training} s")
+    if billable is not None:
+        parts.append(f"billable {billable} s")
+    if desc.get("EnableManagedSpotTraining") and training and billable is not None:
+        parts.append(f"spot savings {100.0 * (1 - billable / training):.0f}%")
+    lines = [", ".join(parts)]
+    artifacts = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    if artifacts and status == "Completed":
+        lines.append(f"model: {artifacts}")
+    if desc.get("FailureReason"):
+        lines.append(f"failure reason: {desc['FailureReason']}")
+    return lines

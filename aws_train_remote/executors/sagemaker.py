@@ -1,0 +1,205 @@
+"""--sagemaker-run yes: upload what changed, create the training job, follow it to its end.
+
+Every look-up happens once per launch (account, bucket, role); every AWS call goes through
+botocore's standard retry mode; nothing is created before the spec and the plan are valid.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+from ..errors import AwsError, JobFailed, UsageError
+from ..paths import cache_root
+
+MAX_NAME_ATTEMPTS = 3
+
+
+@dataclass
+class Launched:
+    job_name: str
+    request: dict
+    report: object
+    region: str
+
+
+def _code(err) -> str:
+    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+
+
+def account_id(session) -> str:
+    from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+
+    try:
+        return session.client("sts").get_caller_identity()["Account"]
+    except NoCredentialsError:
+        raise AwsError("no AWS credentials found; run `aws configure`, set AWS_PROFILE, or pass "
+                       "--sagemaker-profile") from None
+    except (ClientError, BotoCoreError) as err:
+        raise AwsError(f"sts:GetCallerIdentity failed ({err}); check your credentials and region") from None
+
+
+def resolve_role(iam, role: str, account: str) -> str:
+    """A role ARN as given; a role name looked up (it may live under a path) or, without
+    iam:GetRole permission, assumed to be at the root path. Never created."""
+    from botocore.exceptions import ClientError
+
+    if role.startswith("arn:"):
+        return role
+    try:
+        return iam.get_role(RoleName=role)["Role"]["Arn"]
+    except ClientError as err:
+        if _code(err) == "NoSuchEntity":
+            raise UsageError("--sagemaker-role", role, f"no such IAM role in account {account}",
+                             "create a SageMaker execution role, or pass the ARN of an existing one") from None
+        if _code(err) in ("AccessDenied", "AccessDeniedException"):
+            return f"arn:aws:iam::{account}:role/{role}"
+        raise
+
+
+def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
+    """Upload and create the job; return as soon as CreateTrainingJob succeeded."""
+    import secrets
+
+    from botocore.exceptions import ClientError
+
+    from ..aws import s3 as s3mod
+    from ..gitinfo import read_git_info
+    from ..plan.hashcache import HashCache
+    from ..plan.request import build_request, default_bucket, neuron_cache_uri
+    from ..plan.uploads import build_upload_plan
+    from ..spec.naming import unique_job_name
+
+    out = out if out is not None else sys.stdout
+    rand = rand or (lambda: secrets.token_hex(3))
+    cache = cache_root(environ)
+    hashes = HashCache(os.path.join(cache, "hashes.json"))
+    plan = build_upload_plan(spec, cache, hash_file=hashes)  # before any AWS call: bad input costs nothing
+    hashes.save()
+    for warning in plan.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+
+    account = account_id(session)
+    role_arn = resolve_role(session.client("iam"), spec.role, account)  # before anything is created
+    bucket = spec.bucket or default_bucket(spec.region, account)
+    s3 = session.client("s3")
+    s3mod.ensure_bucket(s3, bucket, spec.region, account, created_by_default=spec.bucket is None)
+
+    index = s3mod.ObjectIndex(os.path.join(cache, "objects", f"{bucket}.json"))
+    uploader = s3mod.Uploader(s3, bucket, kms_key=spec.kms_key, index=index)
+    try:
+        report = uploader.upload_plan(plan)
+    except KeyboardInterrupt:
+        print("\ninterrupted during upload: no job was created, and no partial upload is marked "
+              "complete; run again to resume", file=sys.stderr)
+        raise
+    finally:
+        index.save()
+    print(f"uploads: {report.files_uploaded} files sent ({report.bytes_uploaded / 1e6:.1f} MB), "
+          f"{report.files_copied} copied in S3, {report.files_present} already there", file=out)
+
+    request = build_request(spec, plan, account=account, bucket=bucket, git=read_git_info(spec.source_dir))
+    request["RoleArn"] = role_arn
+    checkpoint = (request.get("CheckpointConfig") or {}).get("S3Uri")
+    if spec.checkpoint_initial and checkpoint:
+        dest = checkpoint.split("/", 3)[3]
+        count = s3mod.seed_prefix(s3, checkpoint.split("/")[2], dest, spec.checkpoint_initial, spec.kms_key)
+        print(f"checkpoint location seeded with {count} files from {spec.checkpoint_initial}", file=out)
+    cache_uri = neuron_cache_uri(spec, bucket)
+    if cache_uri:
+        cache_bucket, cache_key = cache_uri[5:].split("/", 1)
+        s3mod.put_marker(s3, cache_bucket, cache_key + ".atr-cache-marker", spec.kms_key)
+
+    sm = session.client("sagemaker")
+    for attempt in range(MAX_NAME_ATTEMPTS):
+        try:
+            sm.create_training_job(**request)
+            break
+        except ClientError as err:
+            if _code(err) == "ResourceInUse" and not spec.job_name and attempt + 1 < MAX_NAME_ATTEMPTS:
+                import datetime
+
+                name = unique_job_name(spec.base_job_name, datetime.datetime.now(datetime.timezone.utc), rand())
+                request["TrainingJobName"] = name
+                request["HyperParameters"]["sagemaker_job_name"] = f'"{name}"'
+                continue
+            raise AwsError(f"CreateTrainingJob failed: {err}") from None
+    return Launched(request["TrainingJobName"], request, report, spec.region)
+
+
+def print_started(job: str, region: str, out) -> None:
+    from ..aws.jobs import console_url, logs_url
+
+    print(f"job: {job}", file=out)
+    print(f"console: {console_url(region, job)}", file=out)
+    print(f"logs: {logs_url(region, job)}", file=out)
+    out.flush()
+
+
+def reattach_hint(job: str, region: str) -> str:
+    return (f"the job keeps running. Follow it again: aws-train-remote attach {job} --region {region}\n"
+            f"stop it: aws-train-remote stop {job} --region {region}")
+
+
+def follow_job(session, job: str, region: str, *, stop_on_interrupt=False, out=None, sleep=time.sleep):
+    """Follow with the Ctrl-C policy: detach (default) or stop; a second Ctrl-C always exits."""
+    from .follow import Printer, follow
+
+    out = out if out is not None else sys.stdout
+    sm, logs = session.client("sagemaker"), session.client("logs")
+    printer = Printer(out)
+    try:
+        return follow(sm, logs, job, printer, sleep=sleep)
+    except KeyboardInterrupt:
+        if not stop_on_interrupt:
+            print(f"\ndetached from {job}; {reattach_hint(job, region)}", file=sys.stderr)
+            raise SystemExit(130) from None
+    print(f"\nstopping {job} (Ctrl-C again to detach)", file=sys.stderr)
+    sm.stop_training_job(TrainingJobName=job)
+    try:
+        return follow(sm, logs, job, printer, sleep=sleep)
+    except KeyboardInterrupt:
+        print(f"\ndetached from {job} while it stops", file=sys.stderr)
+        raise SystemExit(130) from None
+
+
+def download_model(s3, desc: dict, model_dir: str) -> int:
+    """Fetch model.tar.gz and unpack it (safely) into model_dir; returns the file count."""
+    import tempfile
+
+    from ..runtime.safe_tar import UnsafeArchive, safe_extract
+
+    uri = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    if not uri:
+        raise AwsError(f"{desc.get('TrainingJobName')}: no model artifacts recorded")
+    bucket, key = uri[5:].split("/", 1)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = os.path.join(tmp, "model.tar.gz")
+        s3.download_file(bucket, key, local)
+        try:
+            return safe_extract(local, model_dir)
+        except UnsafeArchive as err:
+            raise AwsError(f"refusing to unpack {uri}: {err}") from None
+
+
+def launch_and_follow(spec, environ, *, session=None, out=None, sleep=time.sleep) -> int:
+    from ..aws.session import AwsSession
+
+    out = out if out is not None else sys.stdout
+    session = session or AwsSession(profile=spec.profile, region=spec.region)
+    launched = launch(spec, session, environ, out=out)
+    print_started(launched.job_name, spec.region, out)
+    if not spec.wait:
+        print(reattach_hint(launched.job_name, spec.region), file=out)
+        return 0
+    desc = follow_job(session, launched.job_name, spec.region, stop_on_interrupt=spec.stop_on_interrupt,
+                      out=out, sleep=sleep)
+    status = desc["TrainingJobStatus"]
+    if status != "Completed":
+        raise JobFailed(f"job {launched.job_name} ended {status}"
+                        + (f": {desc['FailureReason']}" if desc.get("FailureReason") else ""))
+    if spec.download:
+        count = download_model(session.client("s3"), desc, spec.model_dir)
+        print(f"model: {count} files unpacked into {spec.model_dir}", file=out)
+    return 0
