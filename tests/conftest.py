@@ -28,7 +28,7 @@ def isolated_env(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="session")
 def loopback():
-    from loopback_aws import LoopbackAws
+    from aws_train_remote.sandbox import LoopbackAws
 
     server = LoopbackAws()
     yield server

@@ -39,10 +39,41 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("download", parents=[common], help="fetch model.tar.gz and unpack it")
     p.add_argument("job")
     p.add_argument("--dest", default="output/model", help="folder to unpack into (default: output/model)")
+    p = sub.add_parser("sandbox", help="a loopback AWS (moto) on 127.0.0.1 for trying the remote path "
+                       "with no account; with a command after --, runs it against the sandbox")
+    p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
+    p.add_argument("cmd", nargs=argparse.REMAINDER, help="-- COMMAND [ARGS...] to run against the sandbox")
     return parser
 
 
+def run_sandbox(args) -> int:
+    import os
+    import subprocess
+    import time
+
+    from ..sandbox import LoopbackAws
+
+    server = LoopbackAws(port=args.port)
+    env = server.env()
+    try:
+        cmd = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+        if cmd:
+            return subprocess.run(cmd, env={**os.environ, **env}, check=False).returncode
+        print("sandbox listening; in another shell:")
+        for key, value in env.items():
+            print(f"export {key}={value}")
+        print("Ctrl-C stops it.")
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        server.stop()
+
+
 def run(args) -> int:
+    if args.command == "sandbox":
+        return run_sandbox(args)
     from ..aws.session import AwsSession
     from ..executors import manage
     from ..executors.sagemaker import download_model, follow_job

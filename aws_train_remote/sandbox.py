@@ -1,8 +1,10 @@
-"""A real moto server on 127.0.0.1 for the tests, wrapped in a small WSGI layer that names
-each AWS operation, counts it, and can inject faults (throttling, 5xx, delays) by rule.
+"""The loopback sandbox: moto on 127.0.0.1, behind a small WSGI layer that names each AWS
+operation, records it (with its body for SageMaker calls), can inject faults by rule, and
+emulates what moto lacks (StopTrainingJob; job states are set with set_job).
 
-Rules are programmed over HTTP (POST /_fault) so code under test in a subprocess sees the
-same faults; see ../shared/reference/moto_fidelity.md section 5.1.
+Used by the tests, the benchmarks and `aws-train-remote sandbox`. Fault rules are programmed
+over HTTP (POST /_fault), so code in another process sees them too. moto is needed:
+pip install 'aws-train-remote[sandbox]'. See reference/moto_fidelity.md section 5.1.
 """
 from __future__ import annotations
 
@@ -18,12 +20,14 @@ S3_ERROR = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><M
             b"</Message><RequestId>injected</RequestId></Error>")
 
 
-def operation_name(environ) -> str:
+def operation_name(environ, body: bytes = b"") -> str:
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
         service, _, op = target.partition(".")
         return f"{service.split('_')[0]}.{op}"
     query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    if "x-www-form-urlencoded" in environ.get("CONTENT_TYPE", ""):
+        query.update(urllib.parse.parse_qs(body.decode("utf-8", "replace")))
     method = environ["REQUEST_METHOD"]
     if "Action" in query:
         return f"query.{query['Action'][0]}"
@@ -62,6 +66,7 @@ class FaultInjector:
         self.app = app
         self.rules = []
         self.log = []
+        self.handlers = {}  # operation -> fn(body bytes) -> (status, json-able body): emulate what moto lacks
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
@@ -73,7 +78,7 @@ class FaultInjector:
         if not body and environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
             body = environ["wsgi.input"].read()
         environ["wsgi.input"] = io.BytesIO(body)
-        op = operation_name(environ)
+        op = operation_name(environ, body)
         size = len(body)
         rule = None
         with self.lock:
@@ -82,11 +87,20 @@ class FaultInjector:
                     candidate["times"] -= 1
                     rule = candidate
                     break
-            self.log.append({"op": op, "injected": bool(rule and rule.get("status")), "bytes": size})
+            entry = {"op": op, "injected": bool(rule and rule.get("status")), "bytes": size}
+            if op.startswith("SageMaker."):
+                entry["body"] = json.loads(body or b"{}")
+            self.log.append(entry)
         if rule and rule.get("delay"):
             time.sleep(rule["delay"])
         if rule and rule.get("status"):
             return self._error(op, rule, start_response)
+        if op in self.handlers:
+            status, payload = self.handlers[op](body)
+            data = json.dumps(payload).encode()
+            start_response(f"{status} OK", [("Content-Type", "application/x-amz-json-1.1"),
+                                             ("Content-Length", str(len(data)))])
+            return [data]
         return self.app(environ, start_response)
 
     def _error(self, op, rule, start_response):
@@ -132,20 +146,43 @@ class FaultInjector:
 class LoopbackAws:
     """moto behind the fault injector on 127.0.0.1:<free port>, in a thread of this process."""
 
-    def __init__(self):
-        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-        from werkzeug.serving import make_server
+    def __init__(self, port: int = 0):
+        try:
+            from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+            from werkzeug.serving import make_server
+        except ImportError:
+            from .errors import MissingDependencyError
+
+            raise MissingDependencyError("the sandbox needs moto: pip install 'aws-train-remote[sandbox]'") from None
 
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         self.injector = FaultInjector(DomainDispatcherApplication(create_backend_app))
-        self.server = make_server("127.0.0.1", 0, self.injector, threaded=True)
+        self.server = make_server("127.0.0.1", port, self.injector, threaded=True)
         self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
+        self.injector.handlers["SageMaker.StopTrainingJob"] = self._stop_training_job
+
     def stop(self):
         self.server.shutdown()
+
+    # -- what moto does not emulate: job lifecycle (reference/moto_fidelity.md 1.2, 1.3, 1.6)
+    def job(self, name: str, account: str = "123456789012", region: str = "us-east-1"):
+        from moto.sagemaker.models import sagemaker_backends
+
+        return sagemaker_backends[account][region].training_jobs[name]
+
+    def set_job(self, name: str, **attrs):
+        job = self.job(name)
+        for key, value in attrs.items():
+            setattr(job, key, value)
+
+    def _stop_training_job(self, body):
+        name = json.loads(body)["TrainingJobName"]
+        self.set_job(name, training_job_status="Stopping", secondary_status="Stopping")
+        return 200, {}
 
     def reset(self):
         urllib.request.urlopen(urllib.request.Request(self.url + "/moto-api/reset", method="POST")).read()

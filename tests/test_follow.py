@@ -1,0 +1,195 @@
+"""Following a job: status changes, every instance's logs (late streams included) exactly
+once and in time order, the summary, and the Ctrl-C policy. moto holds the job and the log
+streams; a fake sleep moves the job forward between polls, so nothing waits."""
+import io
+import time
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from aws_train_remote.executors.follow import Printer, follow
+from aws_train_remote.executors.sagemaker import follow_job
+
+GROUP = "/aws/sagemaker/TrainingJobs"
+JOB = "tail-job"
+
+
+def clients(aws, attempts=2):
+    cfg = Config(retries={"mode": "standard", "total_max_attempts": attempts})
+    return (boto3.client("sagemaker", region_name="us-east-1", config=cfg),
+            boto3.client("logs", region_name="us-east-1", config=cfg))
+
+
+def create_job(sm, name=JOB, spot=False):
+    sm.create_training_job(
+        TrainingJobName=name, RoleArn="arn:aws:iam::123456789012:role/TrainRole",
+        AlgorithmSpecification={"TrainingImage": "img", "TrainingInputMode": "File"},
+        OutputDataConfig={"S3OutputPath": "s3://b/out"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 3, "VolumeSizeInGB": 10},
+        StoppingCondition={"MaxRuntimeInSeconds": 600}, EnableManagedSpotTraining=spot)
+
+
+class Scenario:
+    """Each sleep() call applies the next step; records the intervals asked for."""
+
+    def __init__(self, steps):
+        self.steps = list(steps)
+        self.sleeps = []
+
+    def sleep(self, seconds):
+        self.sleeps.append(seconds)
+        if self.steps:
+            self.steps.pop(0)()
+
+
+@pytest.fixture
+def logs_setup(aws):
+    sm, logs = clients(aws)
+    create_job(sm)
+    aws.set_job(JOB, training_job_status="InProgress", secondary_status="Starting")
+    logs.create_log_group(logGroupName=GROUP)
+    return sm, logs
+
+
+def put(logs, stream, events):
+    try:
+        logs.create_log_stream(logGroupName=GROUP, logStreamName=stream)
+    except logs.exceptions.ResourceAlreadyExistsException:
+        pass
+    logs.put_log_events(logGroupName=GROUP, logStreamName=stream,
+                        logEvents=[{"timestamp": t, "message": m} for t, m in events])
+
+
+def test_three_hosts_late_streams_nothing_lost_or_repeated(aws, logs_setup):
+    sm, logs = logs_setup
+    base = int(time.time() * 1000) - 60_000
+    expected = []
+
+    def emit(stream, host, start, count):
+        events = [(base + start + i * 10, f"{host} line {start + i}") for i in range(count)]
+        expected.extend(events)
+        put(logs, f"{JOB}/{stream}", events)
+
+    emit("algo-1-1700000000", "algo-1", 0, 5)  # present before the first poll
+
+    def step1():
+        emit("algo-1-1700000000", "algo-1", 100, 3)
+        emit("algo-2-1700000000", "algo-2", 105, 4)
+        aws.set_job(JOB, secondary_status="Training")
+
+    def step2():
+        emit("algo-3-1700000050", "algo-3", 200, 2)  # a late host
+
+    def step3():
+        pass  # idle: no output
+
+    def step4():
+        emit("algo-1-1700000900", "algo-1", 400, 3)  # a restarted instance gets a new stream
+        emit("algo-2-1700000000", "algo-2", 401, 2)
+
+    def step5():
+        emit("algo-3-1700000050", "algo-3", 500, 2)  # final lines arrive with the terminal status
+        aws.set_job(JOB, training_job_status="Completed", secondary_status="Completed",
+                    training_time_in_seconds=100, billable_time_in_seconds=100)
+
+    scenario = Scenario([step1, step2, step3, step4, step5])
+    out = io.StringIO()
+    desc = follow(sm, logs, JOB, Printer(out, color=False), sleep=scenario.sleep)
+    assert desc["TrainingJobStatus"] == "Completed"
+    printed = [line for line in out.getvalue().splitlines() if line.startswith("[")]
+    want = [f"[{m.split()[0]}] {m}" for _, m in sorted(expected)]
+    assert printed == want  # each line once, in time order, prefixed by its host
+    assert len(printed) == len(set(printed)) == 21
+    assert "Completed: tail-job, training 100 s, billable 100 s" in out.getvalue()
+    assert scenario.sleeps[0] == 2.0  # output was flowing: poll again within 2 s
+    assert max(scenario.sleeps) <= 10.0
+    assert scenario.sleeps[3] > 2.0  # idle after step3: backed off
+
+
+def test_no_sleep_before_the_first_poll(aws, logs_setup):
+    sm, logs = logs_setup
+    put(logs, f"{JOB}/algo-1-1", [(int(time.time() * 1000), "hello")])
+    aws.set_job(JOB, training_job_status="Completed")
+    out = io.StringIO()
+    scenario = Scenario([])
+    follow(sm, logs, JOB, Printer(out, color=False), sleep=scenario.sleep)
+    assert scenario.sleeps == [] and "[algo-1] hello" in out.getvalue()
+
+
+def test_colour_per_host_on_a_terminal(aws, logs_setup):
+    sm, logs = logs_setup
+    now = int(time.time() * 1000)
+    put(logs, f"{JOB}/algo-1-1", [(now, "a")])
+    put(logs, f"{JOB}/algo-2-1", [(now + 1, "b")])
+    aws.set_job(JOB, training_job_status="Completed")
+    out = io.StringIO()
+    follow(sm, logs, JOB, Printer(out, color=True), sleep=lambda s: None)
+    text = out.getvalue()
+    assert "\033[36m[algo-1]\033[0m a" in text and "\033[33m[algo-2]\033[0m b" in text
+
+
+def test_throttling_beyond_retries_backs_off_and_continues(aws, logs_setup):
+    sm, logs = logs_setup
+    put(logs, f"{JOB}/algo-1-1", [(int(time.time() * 1000), "survived")])
+    aws.inject(r"^Logs\.GetLogEvents$", status=400, code="ThrottlingException", times=2)  # = both attempts
+
+    def finish():
+        aws.set_job(JOB, training_job_status="Completed")
+
+    scenario = Scenario([finish])
+    out = io.StringIO()
+    follow(sm, logs, JOB, Printer(out, color=False), sleep=scenario.sleep)
+    assert out.getvalue().count("[algo-1] survived") == 1
+    assert scenario.sleeps[0] >= 4.0  # doubled, not the 2 s of flowing output
+
+
+def test_spot_savings_and_failure_reason_in_summary(aws):
+    sm, logs = clients(aws)
+    create_job(sm, "spot-job", spot=True)
+    aws.set_job("spot-job", training_job_status="Failed", training_time_in_seconds=1000,
+                billable_time_in_seconds=300, failure_reason="AlgorithmError: ValueError: bad shape")
+    out = io.StringIO()
+    follow(sm, logs, "spot-job", Printer(out, color=False), sleep=lambda s: None)
+    text = out.getvalue()
+    assert "Failed: spot-job, training 1000 s, billable 300 s, spot savings 70%" in text
+    assert "failure reason: AlgorithmError: ValueError: bad shape" in text
+
+
+class Session:
+    def __init__(self, sm, logs):
+        self._clients = {"sagemaker": sm, "logs": logs}
+
+    def client(self, name):
+        return self._clients[name]
+
+
+def test_ctrl_c_detaches_and_prints_how_to_reattach_and_stop(aws, logs_setup, capsys):
+    sm, logs = logs_setup
+
+    def interrupt(seconds):
+        raise KeyboardInterrupt
+
+    with pytest.raises(SystemExit) as exc:
+        follow_job(Session(sm, logs), JOB, "us-east-1", out=io.StringIO(), sleep=interrupt)
+    assert exc.value.code == 130
+    err = capsys.readouterr().err
+    assert f"aws-train-remote attach {JOB} --region us-east-1" in err
+    assert f"aws-train-remote stop {JOB} --region us-east-1" in err
+    assert aws.job(JOB).training_job_status == "InProgress"  # still running
+    assert not any(c["op"] == "SageMaker.StopTrainingJob" for c in aws.calls())
+
+
+def test_stop_on_interrupt_stops_and_follows_to_stopped(aws, logs_setup, capsys):
+    sm, logs = logs_setup
+    calls = {"n": 0}
+
+    def sleep(seconds):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        aws.set_job(JOB, training_job_status="Stopped", secondary_status="Stopped")
+
+    desc = follow_job(Session(sm, logs), JOB, "us-east-1", stop_on_interrupt=True, out=io.StringIO(), sleep=sleep)
+    assert desc["TrainingJobStatus"] == "Stopped"
+    assert [c["op"] for c in aws.calls()].count("SageMaker.StopTrainingJob") == 1
