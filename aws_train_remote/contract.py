@@ -14,13 +14,17 @@ from dataclasses import dataclass
 DEFAULT_ROOT = "/opt/ml"
 ROOT_ENV = "SAGEMAKER_BASE_DIR"  # the variable SageMaker's own training toolkit honours
 
+# Set by the bootstrap for the script: training_main then skips config files (the run is
+# already decided by the argv, and the image may lack PyYAML).
+IN_CONTAINER_ENV = "AWS_TRAIN_REMOTE_IN_CONTAINER"
+
 DRIVER_CHANNEL = "atr_driver"
 CODE_CHANNEL = "code"
 NEURON_CACHE_CHANNEL = "atr_neuron_cache"
 RESERVED_CHANNELS = (DRIVER_CHANNEL, CODE_CHANNEL, NEURON_CACHE_CHANNEL)
 
-# Path of the bootstrap inside the container, relative to the driver channel directory.
-BOOTSTRAP_RELPATH = "aws_train_remote/runtime/__main__.py"
+# The runtime travels as one zip application in the driver channel; python3 runs it by path.
+DRIVER_FILE = "atr.pyz"
 DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
 
 # Hyperparameters of our own start with "sagemaker_" so that, as with the SDK's own keys,

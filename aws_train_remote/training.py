@@ -11,6 +11,7 @@ import functools
 import os
 import sys
 
+from .contract import IN_CONTAINER_ENV
 from .errors import TrainRemoteError
 from .spec import config as config_mod
 from .spec.flags import ScriptDefinition, build_parser, value_taking_flags
@@ -99,7 +100,10 @@ def layered_defaults(definition, environ, keywords, argv, sdk_config=False) -> d
         layers.append(config_mod.parse_sdk_config(config_mod.read_yaml(sdk_path), str(sdk_path)))
     layers.append(config_mod.parse_keywords(keywords))
     explicit = _peek_flag(argv, "--sagemaker-config")
-    for path in config_mod.discover_config_files(explicit, os.path.dirname(definition.script), environ):
+    in_container = environ.get(IN_CONTAINER_ENV) == "1"
+    files = [] if in_container else config_mod.discover_config_files(explicit, os.path.dirname(definition.script),
+                                                                      environ)
+    for path in files:
         layers.append(config_mod.parse_config(config_mod.read_yaml(path), str(path)))
     layers.append(config_mod.parse_environment(environ))
     return config_mod.merge_layers(*layers)

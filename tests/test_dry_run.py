@@ -67,7 +67,7 @@ def test_dry_run_request_is_valid_and_complete(project):
     assert request["RoleArn"] == ROLE
     assert request["TrainingJobName"].startswith("train-") and len(request["TrainingJobName"]) <= 63
     assert request["AlgorithmSpecification"]["ContainerEntrypoint"] == [
-        "python3", "/opt/ml/input/data/atr_driver/aws_train_remote/runtime/__main__.py"]
+        "python3", "/opt/ml/input/data/atr_driver/atr.pyz"]
     assert request["AlgorithmSpecification"]["MetricDefinitions"] == [{"Name": "loss", "Regex": "loss=([0-9.]+)"}]
     channels = {c["ChannelName"]: c for c in request["InputDataConfig"]}
     assert list(channels) == ["atr_driver", "code", "train", "extra"]
@@ -106,7 +106,8 @@ def test_upload_plan_lists_each_file_with_hash_and_key(project):
     assert "train.py" in names and "helper.py" in names and "_atr_deps/mylib/mylib/__init__.py" in names
     assert ".env" not in names and not any(n.startswith("data/") for n in names)
     assert any(".env" in note for note in doc["notes"])
-    assert any(r["key"].endswith("aws_train_remote/runtime/__main__.py") for r in doc["uploads"])
+    driver = [r for r in doc["uploads"] if r["key"].endswith("/atr.pyz")]
+    assert len(driver) == 1 and driver[0]["key"].split("/")[-2] == driver[0]["sha256"]
 
 
 def test_same_tree_same_bundle_and_names_are_unique(project):

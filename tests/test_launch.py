@@ -79,8 +79,9 @@ def test_uploads_are_content_addressed_and_relaunch_sends_nothing(project, aws):
     inputs = keys("aws-train-remote/inputs/")
     assert [k.rsplit("/", 1)[1] for k in inputs] == [f"part-{i}.csv" for i in range(5)]
     manifests = keys("aws-train-remote/manifests/")
-    assert len(manifests) == 2  # the input's and the driver's
-    assert any(k.endswith("aws_train_remote/runtime/__main__.py") for k in keys("aws-train-remote/driver/"))
+    assert len(manifests) == 1
+    driver = keys("aws-train-remote/driver/")
+    assert len(driver) == 1 and driver[0].endswith("/atr.pyz")
 
     aws.clear_faults()
     second = launch(project)
@@ -182,7 +183,7 @@ def test_ctrl_c_during_upload_creates_no_job_and_no_manifest(project, aws):
     assert not any(c["op"] == "SageMaker.CreateTrainingJob" for c in aws.calls())
     # and the next launch completes the upload
     launch(project)
-    assert len(keys("aws-train-remote/manifests/")) == 2
+    assert len(keys("aws-train-remote/manifests/")) == 1
 
 
 def test_failed_job_exit_status_and_reason(project, aws, monkeypatch):

@@ -149,12 +149,10 @@ class Uploader:
             self.report.files_present += 1
         else:
             uploads.append(plan.code)
-        if object_exists(self.s3, self.bucket, plan.driver_manifest_key):
-            self.report.files_present += len(plan.driver)
+        if object_exists(self.s3, self.bucket, plan.driver.key):
+            self.report.files_present += 1
         else:
-            uploads += list(plan.driver)
-            manifests.append((plan.driver_manifest_key, json.dumps(
-                {"files": [f.relpath for f in plan.driver]}).encode()))
+            uploads.append(plan.driver)
         for item in plan.inputs:
             if object_exists(self.s3, self.bucket, item.manifest_key):
                 self.report.files_present += len(item.files)

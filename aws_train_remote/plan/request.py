@@ -130,7 +130,7 @@ def build_tags(spec, git) -> list:
 def build_request(spec, plan, *, account: str, bucket: str = None, git=None) -> dict:
     """The exact create_training_job(**kwargs) for this spec and upload plan."""
     bucket = bucket or spec.bucket or default_bucket(spec.region, account)
-    entry = f"{contract.DEFAULT_ROOT}/input/data/{contract.DRIVER_CHANNEL}/{contract.BOOTSTRAP_RELPATH}"
+    entry = f"{contract.DEFAULT_ROOT}/input/data/{contract.DRIVER_CHANNEL}/{contract.DRIVER_FILE}"
     algorithm = {
         "TrainingImage": spec.image,
         "TrainingInputMode": "File",
@@ -140,7 +140,7 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None) -> 
         algorithm["MetricDefinitions"] = [{"Name": n, "Regex": r} for n, r in spec.metrics]
 
     channels = [
-        _channel(contract.DRIVER_CHANNEL, _uri(bucket, plan.driver_prefix)),
+        _channel(contract.DRIVER_CHANNEL, _uri(bucket, plan.driver.key.rsplit("/", 1)[0] + "/")),
         _channel(contract.CODE_CHANNEL, _uri(bucket, plan.code.key)),
     ]
     uploaded = {item.name: item for item in plan.inputs}

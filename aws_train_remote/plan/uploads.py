@@ -1,7 +1,7 @@
 """The upload plan: every object a launch needs in S3, named by content.
 
 - code:    <prefix>/code/<sha256 of the bundle>.tar.gz
-- driver:  <prefix>/driver/<hash of the runtime files>/aws_train_remote/...  (once per version)
+- driver:  <prefix>/driver/<sha256>/atr.pyz, the runtime as a zip application (once per version)
 - inputs:  <prefix>/inputs/<manifest hash>/<relative path>, and the manifest
            <prefix>/manifests/<manifest hash>.json, written last: a prefix whose manifest
            exists is complete, so an interrupted upload is never taken for a finished one.
@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 from dataclasses import dataclass
@@ -50,16 +51,14 @@ class InputUpload:
 @dataclass(frozen=True)
 class UploadPlan:
     code: PlannedFile
-    driver_prefix: str
-    driver: tuple  # PlannedFile
-    driver_manifest_key: str
+    driver: PlannedFile
     inputs: tuple  # InputUpload, local inputs only
     skipped: tuple = ()
     warnings: tuple = ()
 
     def all_files(self):
         yield self.code
-        yield from self.driver
+        yield self.driver
         for item in self.inputs:
             yield from item.files
 
@@ -73,12 +72,18 @@ def _key(prefix: str, *parts: str) -> str:
 
 
 def runtime_files() -> list:
-    """The files of the driver channel: the stdlib-only runtime plus what it imports."""
+    """The files of the driver channel: the whole package (small, stdlib-importable), so the
+    bootstrap runs from it and the user's script can `import aws_train_remote` in any image."""
     package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    rels = ["__init__.py", "_version.py", "contract.py"]
-    runtime = os.path.join(package, "runtime")
-    rels += sorted(f"runtime/{n}" for n in os.listdir(runtime) if n.endswith(".py"))
-    return [(os.path.join(package, rel), f"aws_train_remote/{rel}") for rel in rels]
+    found = []
+    for dirpath, dirnames, filenames in os.walk(package):
+        dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                full = os.path.join(dirpath, name)
+                rel = os.path.relpath(full, os.path.dirname(package)).replace(os.sep, "/")
+                found.append((full, rel))
+    return found
 
 
 def manifest_bytes(entries) -> bytes:
@@ -109,11 +114,43 @@ def plan_input(name: str, location: str, prefix: str, hash_file=sha256_file) -> 
     return InputUpload(name, mhash, prefix_key, _key(prefix, "manifests", f"{mhash}.json"), manifest, files, single)
 
 
-def plan_driver(prefix: str, hash_file=sha256_file):
-    rows = [(rel, full, os.path.getsize(full), hash_file(full)) for full, rel in runtime_files()]
-    digest = hashlib.sha256(manifest_bytes([(rel, size, sha) for rel, _, size, sha in rows])).hexdigest()[:32]
-    driver_prefix = _key(prefix, "driver", digest) + "/"
-    return driver_prefix, tuple(PlannedFile(full, rel, size, sha, driver_prefix + rel) for rel, full, size, sha in rows)
+DRIVER_MAIN = b"""import sys
+from aws_train_remote.runtime.bootstrap import main
+sys.exit(main())
+"""
+
+
+def write_driver(out) -> str:
+    """The runtime as one deterministic zip application (python3 runs it directly, and the
+    script imports aws_train_remote from it); returns its sha256."""
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
+        entries = [(rel, full) for full, rel in runtime_files()]
+        for rel, full in sorted(entries):
+            info = zipfile.ZipInfo(rel, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with open(full, "rb") as fh:
+                zf.writestr(info, fh.read())
+        info = zipfile.ZipInfo("__main__.py", date_time=(1980, 1, 1, 0, 0, 0))
+        info.external_attr = 0o644 << 16
+        zf.writestr(info, DRIVER_MAIN)
+    data = buffer.getvalue()
+    out.write(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def plan_driver(prefix: str, cache_dir: str) -> PlannedFile:
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = os.path.join(cache_dir, f".driver-{os.getpid()}.tmp")
+    with open(tmp, "wb") as out:
+        digest = write_driver(out)
+    path = os.path.join(cache_dir, f"driver-{digest}.pyz")
+    os.replace(tmp, path)
+    return PlannedFile(path, contract.DRIVER_FILE, os.path.getsize(path), digest,
+                       _key(prefix, "driver", digest, contract.DRIVER_FILE))
 
 
 def bundle_selection(spec, also_exclude=()) -> source.Selection:
@@ -143,9 +180,8 @@ def build_upload_plan(spec, cache_dir: str, hash_file=sha256_file) -> UploadPlan
     os.replace(tmp, bundle_path)
     code = PlannedFile(bundle_path, f"{digest}.tar.gz", os.path.getsize(bundle_path), digest,
                        _key(spec.prefix, "code", f"{digest}.tar.gz"))
-    driver_prefix, driver = plan_driver(spec.prefix, hash_file)
-    driver_manifest = _key(spec.prefix, "manifests", "driver-" + driver_prefix.rstrip("/").rsplit("/", 1)[1] + ".json")
+    driver = plan_driver(spec.prefix, bundle_dir)
     inputs = tuple(plan_input(i.name, i.location, spec.prefix, hash_file) for i in spec.inputs if not i.is_s3)
-    return UploadPlan(code, driver_prefix, driver, driver_manifest, inputs, selection.skipped,
+    return UploadPlan(code, driver, inputs, selection.skipped,
                       tuple(source.bundle_warnings(selection)))
 

@@ -1,0 +1,172 @@
+"""The job's first process on every host: read /opt/ml/input/config, unpack the code,
+install requirements, export the toolkit's environment, start the script (plain or
+torchrun) with the user's exact argv remapped to container paths, report the outcome.
+
+Reference: ../shared/reference/container_contract.md. The root is /opt/ml, or
+SAGEMAKER_BASE_DIR when set (local mode, tests, debugging by hand).
+"""
+from __future__ import annotations
+
+import glob
+import json
+import os
+import re
+import subprocess
+import sys
+
+from .. import contract
+from . import devices, environment, failure, launch, neuron_cache
+from .process import run_child
+from .safe_tar import UnsafeArchive, safe_extract
+
+_ENTRY_POINT = re.compile(r"^[A-Za-z0-9._+\-/]+$")
+
+
+class SetupError(Exception):
+    """The job cannot start: bad bundle, bad entry point, failed pip install."""
+
+
+def log(message: str) -> None:
+    print(f"[aws-train-remote] {message}", file=sys.stderr, flush=True)
+
+
+def read_json(path: str, default):
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return default
+    except ValueError as err:
+        raise SetupError(f"{path}: not valid JSON ({err})") from None
+
+
+def prepare_code(layout) -> None:
+    """Unpack the code channel's bundle into code/, unless code/ already holds files (as the
+    toolkit does: code baked into the image wins)."""
+    os.makedirs(layout.code_dir, exist_ok=True)
+    if os.listdir(layout.code_dir):
+        log(f"{layout.code_dir} is not empty; using the code already there")
+        return
+    bundles = sorted(glob.glob(os.path.join(layout.channel_dir(contract.CODE_CHANNEL), "*.tar.gz")))
+    if not bundles:
+        raise SetupError(f"no code bundle in {layout.channel_dir(contract.CODE_CHANNEL)}")
+    try:
+        count = safe_extract(bundles[0], layout.code_dir)
+    except (UnsafeArchive, OSError, EOFError) as err:
+        raise SetupError(f"code bundle refused: {err}") from None
+    log(f"code: {count} files from {os.path.basename(bundles[0])}")
+
+
+def check_entry_point(name: str, code_dir: str) -> str:
+    parts = name.split("/")
+    if (not name or not _ENTRY_POINT.match(name) or name.startswith(("-", "/"))
+            or any(p in (".", "..") for p in parts)):
+        raise SetupError(f"invalid entry point {name!r}")
+    if not os.path.isfile(os.path.join(code_dir, name)):
+        raise SetupError(f"entry point {name!r} not found in {code_dir}")
+    return name
+
+
+def install_requirements(code_dir: str, requirements, python: str) -> None:
+    if not requirements:
+        return
+    path = os.path.join(code_dir, requirements)
+    if not os.path.isfile(path):
+        raise SetupError(f"requirements file {requirements!r} not in the code bundle")
+    log(f"pip install -r {requirements}")
+    result = subprocess.run([python, "-m", "pip", "install", "--disable-pip-version-check", "-r", path],
+                            cwd=code_dir, capture_output=True, text=True)
+    sys.stdout.write(result.stdout)
+    sys.stderr.write(result.stderr)
+    if result.returncode != 0:
+        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
+        raise SetupError(f"pip install -r {requirements} failed (exit {result.returncode}):\n{tail}")
+
+
+def _decode(raw_hps, key, default=None):
+    return contract.decode_hyperparameter(raw_hps[key]) if key in raw_hps else default
+
+
+def main(environ=None) -> int:
+    environ = dict(os.environ) if environ is None else dict(environ)
+    layout = contract.Layout.from_env(environ)
+    python = sys.executable or "python3"
+    try:
+        raw_hps = read_json(layout.config_file("hyperparameters.json"), {})
+        resource = read_json(layout.config_file("resourceconfig.json"), {})
+        input_config = read_json(layout.config_file("inputdataconfig.json"), {})
+        for folder in (layout.model_dir, layout.output_data_dir):
+            os.makedirs(folder, exist_ok=True)
+        prepare_code(layout)
+        entry = check_entry_point(str(environ.get("SAGEMAKER_PROGRAM") or _decode(raw_hps, contract.HP_PROGRAM, "")),
+                                  layout.code_dir)
+        install_requirements(layout.code_dir, _decode(raw_hps, contract.HP_REQUIREMENTS), python)
+    except SetupError as err:
+        log(str(err))
+        failure.write_failure_once(layout, f"ClientError: {err}\n")
+        return 1
+
+    paths = _decode(raw_hps, contract.HP_PATHS, {}) or {}
+    argv = launch.remap_argv(contract.decode_argv(raw_hps), paths, layout)
+    checkpoint_path = launch.container_path(layout, paths.get("checkpoint_path") or layout.checkpoint_dir)
+    os.makedirs(checkpoint_path, exist_ok=True)
+    instance_type = resource.get("current_instance_type", "local")
+    gpus, neurons = devices.num_gpus(), devices.num_neurons(instance_type)
+    decoded = environment.decode_all(raw_hps)
+    provisional = environment.Cluster(resource, raw_hps)
+    distribution = decoded.get(contract.HP_DISTRIBUTION, "auto")
+    nproc = launch.nproc_per_node(decoded, gpus, neurons)
+    torchrun = launch.wants_torchrun(distribution, provisional, nproc) if distribution != "none" else False
+    cluster = environment.Cluster(resource, raw_hps, launching_torchrun=torchrun)
+    plan = launch.plan_launch(python=python, script=entry, argv=argv, hps=decoded, cluster=cluster,
+                              num_gpus=gpus, num_neurons=neurons, distribution=distribution, environ=environ)
+
+    job_name = environ.get("TRAINING_JOB_NAME") or str(decoded.get(contract.HP_JOB_NAME) or "")
+    env = dict(environ)
+    env.update(environment.toolkit_env(
+        layout, raw_hps, resource, input_config, num_cpus=devices.num_cpus(), num_gpus=gpus,
+        num_neurons=neurons, job_name=job_name, user_args=argv, entry_point=entry, environ=environ,
+        launching_torchrun=plan.torchrun))
+    env.update(plan.env)
+    deps = [os.path.join(layout.code_dir, d) for d in (_decode(raw_hps, contract.HP_DEPENDENCIES, []) or [])]
+    # the driver channel's copy of this package, so the script's `import aws_train_remote` works
+    # in any image and matches the client that launched it
+    driver = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env["PYTHONPATH"] = os.pathsep.join([layout.code_dir, *deps, driver]
+                                        + ([environ["PYTHONPATH"]] if environ.get("PYTHONPATH") else []))
+    env["PYTHONUNBUFFERED"] = "1"
+    env[contract.IN_CONTAINER_ENV] = "1"
+
+    cache_dir, before = None, None
+    if instance_type.startswith(("ml.trn1", "ml.trn2")) or os.path.isdir(layout.channel_dir(contract.NEURON_CACHE_CHANNEL)):
+        cache_dir = neuron_cache.cache_dir(environ, layout)
+        restored = neuron_cache.restore(layout, checkpoint_path, cache_dir)
+        before = neuron_cache.snapshot(cache_dir)
+        env.setdefault("NEURON_COMPILE_CACHE_URL", cache_dir)
+        log(f"neuron compile cache: {restored} entries restored into {cache_dir}")
+
+    log("running: " + " ".join(plan.command))
+    try:
+        code, child = run_child(plan.command, layout.code_dir, env)
+    except OSError as err:  # e.g. torchrun or neuron_parallel_compile missing from the image
+        failure.write_failure_once(layout, f"ClientError: cannot start {plan.command[0]!r}: {err}\n"
+                                           f"Command {' '.join(plan.command)!r}\n")
+        log(f"cannot start {plan.command[0]}: {err}")
+        return 1
+    finally:
+        if cache_dir is not None and cluster.current_host == cluster.master:
+            try:
+                saved, how = neuron_cache.save(cache_dir, before, environ.get("ATR_NEURON_CACHE_S3"), checkpoint_path)
+                if saved:
+                    log(f"neuron compile cache: {saved} new entries saved ({how})")
+            except Exception as err:  # noqa: BLE001 - a cache that fails to save must not fail the job
+                log(f"neuron compile cache not saved: {err}")
+
+    if code == 0:
+        with open(layout.success_file, "w"):
+            pass
+        log("training succeeded")
+        return 0
+    failure.write_failure_once(layout, failure.failure_text(code, plan.command, list(child.stderr_tail)))
+    log(f"training failed with exit status {code}")
+    return 1

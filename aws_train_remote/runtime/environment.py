@@ -1,0 +1,155 @@
+"""The environment a script sees: the SageMaker training toolkit's SM_* variables, with the
+same names and serialisation (reference/container_contract.md section 3.2), for the job
+described by the three config files. Pure: facts in, a dict of strings out."""
+from __future__ import annotations
+
+import json
+
+from .. import contract
+
+_REMOVED_HPS = ("_tuning_objective_metric", "default_user_module_name")
+# sagemaker_* hyperparameters the toolkit (or we) consume; the others are framework params.
+_CONSUMED = {"sagemaker_program", "sagemaker_submit_directory", "sagemaker_enable_cloudwatch_metrics",
+             "sagemaker_region", "sagemaker_container_log_level", "sagemaker_job_name", "sagemaker_s3_output"}
+DISTRIBUTION_FLAGS = ("sagemaker_mpi_enabled", "sagemaker_parameter_server_enabled",
+                      "sagemaker_distributed_dataparallel_enabled", "sagemaker_pytorch_ddp_enabled",
+                      "sagemaker_pytorch_xla_multi_worker_enabled", "sagemaker_multi_worker_mirrored_strategy_enabled",
+                      "sagemaker_torch_distributed_enabled")
+
+
+def decode_all(raw_hps: dict) -> dict:
+    return {k: contract.decode_hyperparameter(v) for k, v in raw_hps.items()}
+
+
+def user_hyperparameters(raw_hps: dict) -> dict:
+    return {k: contract.decode_hyperparameter(v) for k, v in raw_hps.items()
+            if not k.startswith("sagemaker_") and k not in _REMOVED_HPS}
+
+
+def framework_params(raw_hps: dict) -> dict:
+    return {k: contract.decode_hyperparameter(v) for k, v in raw_hps.items()
+            if k.startswith("sagemaker_") and k not in _CONSUMED and not k.startswith("sagemaker_atr_")}
+
+
+class Cluster:
+    """Topology facts from resourceconfig.json, with the toolkit's defaults for missing keys."""
+
+    def __init__(self, resource: dict, raw_hps: dict, launching_torchrun: bool = False):
+        self.resource = resource
+        self.hosts = list(resource.get("hosts") or [resource.get("current_host", "algo-1")])
+        self.current_host = resource.get("current_host", self.hosts[0])
+        self.instance_type = resource.get("current_instance_type", "local")
+        self.group = resource.get("current_group_name", "homogeneousCluster")
+        self.interface = resource.get("network_interface_name", "eth0")
+        self.groups = list(resource.get("instance_groups") or [])
+        self.topology = resource.get("topology") or []
+        hps = decode_all(raw_hps)
+        explicit = hps.get("sagemaker_distribution_instance_groups")
+        if explicit:
+            self.distribution_groups = list(explicit)
+        elif launching_torchrun or any(hps.get(flag) in (True, "true") for flag in DISTRIBUTION_FLAGS):
+            self.distribution_groups = [self.group]
+        else:
+            self.distribution_groups = []
+
+    @property
+    def group_hosts(self) -> list:
+        for g in self.groups:
+            if g.get("instance_group_name") == self.group:
+                return list(g.get("hosts", []))
+        return []
+
+    @property
+    def distribution_hosts(self) -> list:
+        """Hosts of the distribution groups, in instance_groups file order (contract 6.2)."""
+        if not self.groups:
+            return list(self.hosts)
+        wanted = self.distribution_groups or [self.group]
+        hosts = []
+        for g in self.groups:
+            if g.get("instance_group_name") in wanted:
+                hosts += list(g.get("hosts", []))
+        return hosts
+
+    @property
+    def in_distribution_group(self) -> bool:
+        return not self.groups or self.group in (self.distribution_groups or [self.group])
+
+    @property
+    def master(self) -> str:
+        hosts = self.distribution_hosts
+        return hosts[0] if hosts else self.hosts[0]
+
+    @property
+    def is_hetero(self) -> bool:
+        return len(self.groups) > 1
+
+
+def toolkit_env(layout, raw_hps: dict, resource: dict, input_config: dict, *, num_cpus: int, num_gpus: int,
+                num_neurons: int, job_name: str, user_args: list, entry_point: str, environ: dict,
+                launching_torchrun: bool = False) -> dict:
+    """SM_* and the few other variables the toolkit exports, as strings."""
+    cluster = Cluster(resource, raw_hps, launching_torchrun)
+    hps = user_hyperparameters(raw_hps)
+    decoded = decode_all(raw_hps)
+    channels = sorted(input_config)
+    module_name = entry_point[:-3] if entry_point.endswith(".py") else entry_point
+    groups_dict = {g.get("instance_group_name"): g for g in cluster.groups}
+    facts = {
+        "model_dir": layout.model_dir,
+        "input_dir": layout.input_dir,
+        "input_config_dir": layout.config_dir,
+        "output_dir": layout.output_dir,
+        "output_data_dir": layout.output_data_dir,
+        "output_intermediate_dir": layout.intermediate_dir,
+        "channels": channels,
+        "input_data_config": input_config,
+        "hps": hps,
+        "user_args": list(user_args),
+        "framework_params": framework_params(raw_hps),
+        "user_entry_point": environ.get("SAGEMAKER_PROGRAM") or entry_point,
+        "module_name": module_name,
+        "module_dir": decoded.get("sagemaker_submit_directory") or layout.code_dir,
+        "framework_module": environ.get("SAGEMAKER_TRAINING_MODULE", ""),
+        "log_level": decoded.get("sagemaker_container_log_level", 20),
+        "hosts": cluster.hosts,
+        "current_host": cluster.current_host,
+        "current_instance_type": cluster.instance_type,
+        "current_instance_group": cluster.group,
+        "current_instance_group_hosts": cluster.group_hosts,
+        "instance_groups": [g.get("instance_group_name") for g in cluster.groups],
+        "instance_groups_dict": groups_dict,
+        "distribution_instance_groups": cluster.distribution_groups,
+        "is_hetero": cluster.is_hetero,
+        "network_interface_name": cluster.interface,
+        "resource_config": resource,
+        "num_cpus": num_cpus,
+        "num_gpus": num_gpus,
+        "num_neurons": num_neurons,
+    }
+    env = {}
+    for key, value in facts.items():
+        env["SM_" + key.upper()] = contract.sm_serialize(value)
+    for name in channels:
+        env["SM_CHANNEL_" + name.upper()] = layout.channel_dir(name)
+    for key, value in hps.items():
+        env["SM_HP_" + key.upper()] = contract.sm_serialize(value)
+    if cluster.topology:
+        env["SM_TOPOLOGY"] = contract.sm_serialize(cluster.topology)
+    training_env = dict(facts)
+    training_env.update({
+        "hyperparameters": hps,
+        "additional_framework_parameters": facts["framework_params"],
+        "channel_input_dirs": {name: layout.channel_dir(name) for name in channels},
+        "distribution_hosts": cluster.distribution_hosts,
+        "is_master": cluster.current_host == cluster.master,
+        "master_hostname": cluster.master,
+        "job_name": job_name,
+        "topology": cluster.topology,
+    })
+    env["SM_TRAINING_ENV"] = json.dumps(training_env, sort_keys=True)
+    env["SAGEMAKER_JOB_NAME"] = str(decoded.get("sagemaker_job_name") or job_name or "")
+    env["SAGEMAKER_REGION"] = str(decoded.get("sagemaker_region") or environ.get("AWS_REGION") or "")
+    env["CURRENT_HOST"] = cluster.current_host
+    env["TRAINING_JOB_NAME"] = job_name or ""
+    return env

@@ -1,0 +1,99 @@
+"""How the script is started on this host: a plain process, or torchrun as the SageMaker
+PyTorch toolkit does it (reference/container_contract.md sections 3.3 and 6), with the
+user's argv remapped to container paths. Pure: facts in, command and variables out."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+MASTER_PORT = "7777"
+# EFA-capable types get FI_PROVIDER=efa; the RDMA ones also the device-RDMA switches.
+EFA_TYPES = {"ml.g4dn.8xlarge", "ml.g4dn.12xlarge", "ml.g5.48xlarge", "ml.p3dn.24xlarge", "ml.p4d.24xlarge",
+             "ml.p4de.24xlarge", "ml.p5.48xlarge", "ml.p5e.48xlarge", "ml.trn1.32xlarge", "ml.trn1n.32xlarge",
+             "ml.trn2.48xlarge", "ml.p6e-gb200.36xlarge"}
+RDMA_TYPES = {"ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge", "ml.p5e.48xlarge", "ml.trn1.32xlarge",
+              "ml.trn1n.32xlarge", "ml.trn2.48xlarge", "ml.p6e-gb200.36xlarge"}
+
+
+@dataclass(frozen=True)
+class LaunchPlan:
+    command: list
+    env: dict = field(default_factory=dict)
+    torchrun: bool = False
+
+
+def container_path(layout, path: str) -> str:
+    """An /opt/ml path from the request, under this host's root (tests and local mode move it)."""
+    if layout.root != "/opt/ml" and (path == "/opt/ml" or path.startswith("/opt/ml/")):
+        return layout.root + path[len("/opt/ml"):]
+    return path
+
+
+def remap_argv(argv: list, paths: dict, layout) -> list:
+    """The user's argv, with the path flags re-added in front pointing at container paths.
+
+    In front, so `--`, positionals and argparse.REMAINDER in the user's argv are untouched."""
+    front = []
+    for name, spec in sorted((paths.get("inputs") or {}).items()):
+        if spec.get("mode") == "Pipe":
+            target = layout.pipe_path(name, 0)
+        elif spec.get("file"):
+            target = os.path.join(layout.channel_dir(name), spec["file"])
+        else:
+            target = layout.channel_dir(name)
+        front += [spec["flag"], target, spec["flag"] + "-mode", spec.get("mode") or "File"]
+    if paths.get("model"):
+        front += [paths["model"], layout.model_dir]
+    if paths.get("output"):
+        front += [paths["output"], layout.output_data_dir]
+    if paths.get("checkpoint"):
+        front += [paths["checkpoint"], container_path(layout, paths.get("checkpoint_path") or layout.checkpoint_dir)]
+    for flag, rel in sorted((paths.get("dependencies") or {}).items()):
+        front += [flag, os.path.join(layout.code_dir, rel)]
+    if paths.get("run"):
+        front += [paths["run"], "no"]
+    return front + list(argv)
+
+
+def nproc_per_node(hps: dict, num_gpus: int, num_neurons: int) -> int:
+    override = hps.get("sagemaker_mpi_num_of_processes_per_host")
+    if override not in (None, ""):
+        return int(override)
+    return num_gpus if num_gpus > 0 else (num_neurons if num_neurons > 0 else 1)
+
+
+def network_env(cluster) -> dict:
+    """What the PyTorch layer always exports (contract 3.3)."""
+    return {"MASTER_ADDR": cluster.master, "MASTER_PORT": MASTER_PORT, "NCCL_SOCKET_IFNAME": cluster.interface,
+            "NCCL_IB_DISABLE": "1", "NCCL_DEBUG": "WARN"}
+
+
+def wants_torchrun(distribution: str, cluster, nproc: int) -> bool:
+    if distribution == "none" or not cluster.in_distribution_group:
+        return False
+    if distribution == "torchrun":
+        return True
+    return len(cluster.distribution_hosts) > 1 or nproc > 1
+
+
+def plan_launch(*, python: str, script: str, argv: list, hps: dict, cluster, num_gpus: int, num_neurons: int,
+                distribution: str, environ: dict) -> LaunchPlan:
+    nproc = nproc_per_node(hps, num_gpus, num_neurons)
+    env = network_env(cluster)
+    if not wants_torchrun(distribution, cluster, nproc):
+        return LaunchPlan([python, script, *argv], env, torchrun=False)
+    hosts = cluster.distribution_hosts
+    command = ["torchrun", "--nnodes", str(len(hosts)), "--nproc_per_node", str(nproc)]
+    if len(hosts) > 1:
+        command += ["--master_addr", cluster.master, "--master_port", MASTER_PORT,
+                    "--node_rank", str(hosts.index(cluster.current_host))]
+    command += [script, *argv]
+    if str(environ.get("RUN_NEURON_PARALLEL_COMPILE", "")) == "1":
+        command = ["neuron_parallel_compile", *command]
+    env["NCCL_PROTO"] = "simple"
+    if cluster.instance_type in EFA_TYPES:
+        env["FI_PROVIDER"] = "efa"
+    if cluster.instance_type in RDMA_TYPES:
+        env["FI_EFA_USE_DEVICE_RDMA"] = "1"
+        env["RDMAV_FORK_SAFE"] = "1"
+    return LaunchPlan(command, env, torchrun=True)
