@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import shutil
 import threading
 import time
 import urllib.parse
@@ -67,6 +68,7 @@ class FaultInjector:
         self.rules = []
         self.log = []
         self.handlers = {}  # operation -> fn(body bytes) -> (status, json-able body): emulate what moto lacks
+        self.after = {}  # operation -> fn(body bytes): run after moto answered it with 200
         self.lock = threading.Lock()
 
     def __call__(self, environ, start_response):
@@ -101,7 +103,18 @@ class FaultInjector:
             start_response(f"{status} OK", [("Content-Type", "application/x-amz-json-1.1"),
                                              ("Content-Length", str(len(data)))])
             return [data]
-        return self.app(environ, start_response)
+        if op not in self.after:
+            return self.app(environ, start_response)
+        seen = {}
+
+        def capture(status, headers, exc_info=None):
+            seen["status"] = status
+            return start_response(status, headers, exc_info)
+
+        result = list(self.app(environ, capture))
+        if seen.get("status", "").startswith("200"):
+            self.after[op](body)
+        return result
 
     def _error(self, op, rule, start_response):
         status = int(rule["status"])
@@ -146,7 +159,7 @@ class FaultInjector:
 class LoopbackAws:
     """moto behind the fault injector on 127.0.0.1:<free port>, in a thread of this process."""
 
-    def __init__(self, port: int = 0):
+    def __init__(self, port: int = 0, run_jobs: bool = True):
         try:
             from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
             from werkzeug.serving import make_server
@@ -164,6 +177,9 @@ class LoopbackAws:
         self.thread.start()
 
         self.injector.handlers["SageMaker.StopTrainingJob"] = self._stop_training_job
+        self.run_jobs = run_jobs  # False: jobs stay as moto leaves them (tests script their states)
+        self.runners = {}
+        self.injector.after["SageMaker.CreateTrainingJob"] = self._start_job
 
     def stop(self):
         self.server.shutdown()
@@ -181,8 +197,37 @@ class LoopbackAws:
 
     def _stop_training_job(self, body):
         name = json.loads(body)["TrainingJobName"]
+        job = self.job(name)
+        if job.training_job_status not in ("InProgress", "Stopping"):
+            return 400, {"__type": "ValidationException",
+                         "message": f"The job status is {job.training_job_status}"}
         self.set_job(name, training_job_status="Stopping", secondary_status="Stopping")
+        runner = self.runners.get(name)
+        if runner is not None:
+            runner.stop()
         return 200, {}
+
+    def _start_job(self, body):
+        """CreateTrainingJob really runs the job: through the local executor, in a thread."""
+        if not self.run_jobs:
+            return
+        request = json.loads(body)
+        runner = SandboxJob(self, request)
+        self.runners[request["TrainingJobName"]] = runner
+        runner.start()
+
+    def wait_for_jobs(self, timeout: float = 300) -> None:
+        deadline = time.time() + timeout
+        for runner in list(self.runners.values()):
+            runner.thread.join(max(0.0, deadline - time.time()))
+
+    def client(self, service: str):
+        import boto3
+
+        env = self.env()
+        return boto3.client(service, endpoint_url=self.url, region_name=env["AWS_REGION"],
+                            aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
 
     def reset(self):
         urllib.request.urlopen(urllib.request.Request(self.url + "/moto-api/reset", method="POST")).read()
@@ -208,3 +253,99 @@ class LoopbackAws:
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_REGION": "us-east-1",
         }
+
+
+class SandboxJob:
+    """One job created in the sandbox: status and transitions in moto's SageMaker backend,
+    each host's output in CloudWatch Logs as <job>/algo-N-<epoch>, artifacts in moto's S3."""
+
+    FLUSH_SECONDS = 0.3
+
+    def __init__(self, sandbox: LoopbackAws, request: dict):
+        import datetime
+
+        from .executors.local_job import LocalJob, S3Storage
+
+        self.sandbox = sandbox
+        self.name = request["TrainingJobName"]
+        self.logs = sandbox.client("logs")
+        self.epoch = int(time.time())
+        self.pending = {}
+        self.lock = threading.Lock()
+        self.transitions = []
+        self.datetime = datetime
+        env = dict(__import__("os").environ)
+        env.update(sandbox.env())
+        self.job = LocalJob(request, S3Storage(sandbox.client("s3")), on_line=self._line,
+                            on_status=self._status, env=env)
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"sandbox-{self.name}")
+        self.start_time = None
+
+    def start(self):
+        now = self.datetime.datetime.now(self.datetime.timezone.utc)
+        self.start_time = now
+        self.sandbox.set_job(self.name, training_job_status="InProgress", secondary_status="Starting",
+                             secondary_status_transitions=[], training_start_time=now, training_end_time=None,
+                             final_metric_data_list=[])
+        self.thread.start()
+
+    def stop(self):
+        self.job.stop("Stopped")
+
+    def _status(self, status, message):
+        now = self.datetime.datetime.now(self.datetime.timezone.utc)
+        if self.transitions:
+            self.transitions[-1]["EndTime"] = now
+        self.transitions.append({"Status": status, "StartTime": now, "StatusMessage": message})
+        current = self.sandbox.job(self.name).training_job_status
+        self.sandbox.set_job(self.name, secondary_status=status if current != "Stopping" else "Stopping",
+                             secondary_status_transitions=[dict(t) for t in self.transitions])
+
+    def _line(self, host, text):
+        with self.lock:
+            self.pending.setdefault(host, []).append((int(time.time() * 1000), text or " "))
+
+    def _flush(self):
+        with self.lock:
+            pending, self.pending = self.pending, {}
+        for host, events in pending.items():
+            stream = f"{self.name}/{host}-{self.epoch}"
+            try:
+                self.logs.create_log_stream(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream)
+            except self.logs.exceptions.ResourceAlreadyExistsException:
+                pass
+            self.logs.put_log_events(logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=stream,
+                                     logEvents=[{"timestamp": t, "message": m} for t, m in events])
+
+    def _run(self):
+        try:
+            self.logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
+        except self.logs.exceptions.ResourceAlreadyExistsException:
+            pass
+        done = threading.Event()
+
+        def flusher():
+            while not done.wait(self.FLUSH_SECONDS):
+                self._flush()
+
+        flush_thread = threading.Thread(target=flusher, daemon=True)
+        flush_thread.start()
+        try:
+            outcome = self.job.run()
+        except Exception as err:  # noqa: BLE001 - the sandbox reports it as the job's failure
+            from .executors.local_job import Outcome
+
+            outcome = Outcome("Failed", f"InternalServerError: {err}"[:1024], 0, "Failed")
+        finally:
+            shutil.rmtree(self.job.workdir, ignore_errors=True)
+        done.set()
+        flush_thread.join()
+        self._flush()
+        self._status(outcome.secondary or outcome.status, {"Completed": "Training job completed",
+                                                           "Failed": "Training job failed",
+                                                           "Stopped": "Training job stopped"}.get(outcome.status, ""))
+        now = self.datetime.datetime.now(self.datetime.timezone.utc)
+        self.sandbox.set_job(self.name, training_job_status=outcome.status, failure_reason=outcome.failure_reason,
+                             training_time_in_seconds=outcome.training_seconds,
+                             billable_time_in_seconds=outcome.training_seconds, training_end_time=now,
+                             last_modified_time=now)

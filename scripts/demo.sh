@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything and run the demo end to end: train locally, resume from the checkpoint,
-# then show the exact SageMaker request the same script would send (no AWS account needed).
+# show the exact SageMaker request, then run the same script as a training job in the loopback
+# sandbox (a local moto server whose jobs really run here): no AWS account, no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
@@ -29,4 +30,5 @@ for c in req["InputDataConfig"]:
 print(f"  {len(doc['uploads'])} files in the upload plan; request passes botocore validation")
 print(f"  full request: {sys.argv[1]}")
 PY
-echo "demo finished: model in $out/model/model.json"
+.venv/bin/python -m aws_train_remote.cli.main sandbox -- bash scripts/demo_remote.sh
+echo "demo finished: local model in $out/model/model.json, remote model in $out/remote-model/model.json"

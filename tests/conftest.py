@@ -37,11 +37,22 @@ def loopback():
 
 @pytest.fixture
 def aws(loopback, monkeypatch):
-    """A clean moto server on 127.0.0.1 and the environment that points boto3 at it."""
+    """A clean moto server on 127.0.0.1 and the environment that points boto3 at it. Jobs are
+    not run: the test sets their states (moto_fidelity.md 1.6)."""
+    loopback.run_jobs = False
     loopback.reset()
     for key, value in loopback.env().items():
         monkeypatch.setenv(key, value)
-    return loopback
+    yield loopback
+    loopback.wait_for_jobs()
+    loopback.runners.clear()
+
+
+@pytest.fixture
+def sandbox(aws):
+    """The same server, but CreateTrainingJob really runs the job on this machine."""
+    aws.run_jobs = True
+    return aws
 
 
 def write_script(folder, body: str, name: str = "train.py") -> str:

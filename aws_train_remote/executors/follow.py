@@ -15,6 +15,11 @@ SLOW_POLL = 10.0  # back off to this when idle
 THROTTLED_POLL = 20.0
 
 
+def _ms(when) -> int:
+    """Milliseconds since the epoch of a botocore datetime (0 if absent: sorts first)."""
+    return int(when.timestamp() * 1000) if hasattr(when, "timestamp") else 0
+
+
 def _code(err) -> str:
     return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
 
@@ -58,12 +63,13 @@ def follow(sm, logs, job_name: str, printer: Printer, *, sleep=time.sleep, show_
     while True:
         try:
             desc = sm.describe_training_job(TrainingJobName=job_name)
+            events = []  # (ms, order, printer call): status changes and log lines, merged by time
             for t in desc.get("SecondaryStatusTransitions", []):
                 key = (t.get("Status"), str(t.get("StartTime")))
                 if key not in seen_transitions:
                     seen_transitions.add(key)
                     message = f" - {t['StatusMessage']}" if t.get("StatusMessage") else ""
-                    printer.info(f"status: {t.get('Status')}{message}")
+                    events.append((_ms(t.get("StartTime")), 0, f"status: {t.get('Status')}{message}"))
             lines = tail.poll() if show_logs else []
         except ClientError as err:
             if "Throttl" not in _code(err) and _code(err) != "TooManyRequestsException":
@@ -71,8 +77,12 @@ def follow(sm, logs, job_name: str, printer: Printer, *, sleep=time.sleep, show_
             interval = min(max(interval * 2, fast), THROTTLED_POLL)
             sleep(interval)
             continue
-        for line in lines:
-            printer.line(line.host, line.message)
+        events += [(line.timestamp, 1, line) for line in lines]
+        for _, _, item in sorted(events, key=lambda e: (e[0], e[1])):
+            if isinstance(item, str):
+                printer.info(item)
+            else:
+                printer.line(item.host, item.message)
         printer.flush()
         if desc["TrainingJobStatus"] in TERMINAL:
             if show_logs:

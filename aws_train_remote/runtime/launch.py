@@ -85,7 +85,10 @@ def plan_launch(*, python: str, script: str, argv: list, hps: dict, cluster, num
     hosts = cluster.distribution_hosts
     command = ["torchrun", "--nnodes", str(len(hosts)), "--nproc_per_node", str(nproc)]
     if len(hosts) > 1:
-        command += ["--master_addr", cluster.master, "--master_port", MASTER_PORT,
+        # local mode and the sandbox run every host on one machine, where algo-N do not resolve
+        master = environ.get("ATR_MASTER_ADDR_OVERRIDE") or cluster.master
+        env["MASTER_ADDR"] = master
+        command += ["--master_addr", master, "--master_port", MASTER_PORT,
                     "--node_rank", str(hosts.index(cluster.current_host))]
     command += [script, *argv]
     if str(environ.get("RUN_NEURON_PARALLEL_COMPILE", "")) == "1":

@@ -1,0 +1,291 @@
+"""Executing a CreateTrainingJob request on this machine, through the container contract:
+one /opt/ml-like root per host, channels staged from storage, the three config files,
+checkpoints restored and synced back, the request's own ContainerEntrypoint run as a
+subprocess per host, MaxRuntimeInSeconds honoured, model.tar.gz/output.tar.gz uploaded.
+
+The sandbox runs every job created in it through this (design.md section 5). Storage is
+passed in (S3Storage over any boto3 S3 client), as are the line and status callbacks.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+
+from .. import contract
+
+CHECKPOINT_SYNC_SECONDS = 10.0
+STOP_GRACE_SECONDS = 20.0
+
+
+def split_uri(uri: str) -> tuple:
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
+class S3Storage:
+    """Channel data in and artifacts out, through a boto3 S3 client."""
+
+    def __init__(self, s3):
+        self.s3 = s3
+
+    def fetch(self, uri: str, dest: str) -> int:
+        """Every object under `uri` into `dest`, keyed relative to the URI's folder (as SageMaker's
+        File mode does: an exact object key lands as its file name)."""
+        bucket, key = split_uri(uri)
+        base = key if key.endswith("/") or not key else key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        count = 0
+        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
+            for obj in page.get("Contents", []):
+                rel = obj["Key"][len(base):]
+                if not rel or rel.endswith("/"):
+                    continue
+                target = os.path.realpath(os.path.join(dest, rel))
+                if not target.startswith(os.path.realpath(dest) + os.sep):
+                    continue  # a key with '..' must not escape the channel folder
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                self.s3.download_file(bucket, obj["Key"], target)
+                count += 1
+        return count
+
+    def put(self, local: str, uri: str) -> None:
+        bucket, key = split_uri(uri)
+        self.s3.upload_file(local, bucket, key)
+
+    def sync_up(self, local_dir: str, uri: str, seen: dict) -> None:
+        """Upload new or changed files; `seen` maps relpath -> (size, mtime) already uploaded."""
+        bucket, prefix = split_uri(uri)
+        prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+        current = {}
+        for dirpath, _, files in os.walk(local_dir):
+            for name in files:
+                full = os.path.join(dirpath, name)
+                st = os.stat(full)
+                rel = os.path.relpath(full, local_dir).replace(os.sep, "/")
+                current[rel] = (st.st_size, st.st_mtime_ns)
+                if seen.get(rel) != current[rel]:
+                    self.s3.upload_file(full, bucket, prefix + rel)
+        for rel in set(seen) - set(current):  # deleted locally: deleted in S3 too (contract 1.4)
+            self.s3.delete_object(Bucket=bucket, Key=prefix + rel)
+        seen.clear()
+        seen.update(current)
+
+
+@dataclass
+class Outcome:
+    status: str  # Completed, Failed, Stopped
+    failure_reason: str = None
+    training_seconds: int = 0
+    secondary: str = None
+
+
+def _local(root: str, path: str) -> str:
+    return root + path[len("/opt/ml"):] if path == "/opt/ml" or path.startswith("/opt/ml/") else path
+
+
+def write_config(layout, request: dict, host: str, hosts: list) -> None:
+    resources = request["ResourceConfig"]
+    resource = {"current_host": host, "current_instance_type": resources["InstanceType"],
+                "current_group_name": "homogeneousCluster", "hosts": hosts,
+                "instance_groups": [{"instance_group_name": "homogeneousCluster",
+                                     "instance_type": resources["InstanceType"], "hosts": hosts}],
+                "network_interface_name": "eth0"}
+    data_config = {}
+    for channel in request.get("InputDataConfig", []):
+        mode = channel.get("InputMode") or request["AlgorithmSpecification"].get("TrainingInputMode", "File")
+        entry = {"TrainingInputMode": "Pipe" if mode == "Pipe" else "File",
+                 "S3DistributionType": channel["DataSource"]["S3DataSource"].get("S3DataDistributionType",
+                                                                                  "FullyReplicated"),
+                 "RecordWrapperType": channel.get("RecordWrapperType", "None")}
+        if channel.get("ContentType"):
+            entry["ContentType"] = channel["ContentType"]
+        data_config[channel["ChannelName"]] = entry
+    os.makedirs(layout.config_dir, exist_ok=True)
+    for name, body in (("hyperparameters.json", request.get("HyperParameters", {})),
+                       ("resourceconfig.json", resource), ("inputdataconfig.json", data_config)):
+        with open(layout.config_file(name), "w", encoding="utf-8") as fh:
+            json.dump(body, fh)
+
+
+def _feed_pipe(fifo: str, folder: str) -> None:
+    """Pipe mode: the channel's files, concatenated, through the FIFO <channel>_0."""
+    with open(fifo, "wb") as out:
+        for dirpath, _, files in sorted(os.walk(folder)):
+            for name in sorted(files):
+                with open(os.path.join(dirpath, name), "rb") as fh:
+                    shutil.copyfileobj(fh, out)
+
+
+class LocalJob:
+    def __init__(self, request: dict, storage, *, on_line=None, on_status=None, workdir=None, env=None,
+                 clock=time.monotonic):
+        self.request = request
+        self.storage = storage
+        self.on_line = on_line or (lambda host, text: None)
+        self.on_status = on_status or (lambda status, message: None)
+        self.workdir = workdir or tempfile.mkdtemp(prefix="atr-job-")
+        self.env = dict(os.environ if env is None else env)
+        self.clock = clock
+        self.procs = {}
+        self.stop_reason = None
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self.request["TrainingJobName"]
+
+    def hosts(self) -> list:
+        return [f"algo-{i + 1}" for i in range(int(self.request["ResourceConfig"]["InstanceCount"]))]
+
+    def layout(self, host: str) -> contract.Layout:
+        return contract.Layout(os.path.join(self.workdir, host, "opt", "ml"))
+
+    def stop(self, reason: str = "Stopped") -> None:
+        """StopTrainingJob: SIGTERM to every host's process group; SIGKILL after a grace period."""
+        with self._lock:
+            self.stop_reason = self.stop_reason or reason
+            procs = list(self.procs.values())
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+        def kill_later():
+            time.sleep(STOP_GRACE_SECONDS)
+            for proc in procs:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+
+        threading.Thread(target=kill_later, daemon=True).start()
+
+    def _stage(self, host: str, hosts: list) -> None:
+        layout = self.layout(host)
+        for folder in (layout.model_dir, layout.output_data_dir, layout.code_dir):
+            os.makedirs(folder, exist_ok=True)
+        for channel in self.request.get("InputDataConfig", []):
+            name = channel["ChannelName"]
+            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            if channel.get("InputMode") == "Pipe":
+                staging = os.path.join(self.workdir, host, "pipe-data", name)
+                self.storage.fetch(uri, staging)
+                fifo = layout.pipe_path(name, 0)
+                os.makedirs(os.path.dirname(fifo), exist_ok=True)
+                os.mkfifo(fifo)
+                threading.Thread(target=_feed_pipe, args=(fifo, staging), daemon=True).start()
+            else:
+                self.storage.fetch(uri, layout.channel_dir(name))
+        write_config(layout, self.request, host, hosts)
+        checkpoint = self.request.get("CheckpointConfig")
+        if checkpoint:
+            local = _local(layout.root, checkpoint.get("LocalPath") or contract.DEFAULT_CHECKPOINT_PATH)
+            os.makedirs(local, exist_ok=True)
+            self.storage.fetch(checkpoint["S3Uri"].rstrip("/") + "/", local)
+
+    def _command(self, layout) -> list:
+        entry = self.request["AlgorithmSpecification"].get("ContainerEntrypoint")
+        if not entry:
+            raise RuntimeError("local execution needs AlgorithmSpecification.ContainerEntrypoint")
+        command = [_local(layout.root, part) for part in entry]
+        command += [_local(layout.root, part) for part in self.request["AlgorithmSpecification"].get(
+            "ContainerArguments", [])]
+        if command[0] in ("python3", "python"):
+            command[0] = sys.executable  # this machine's interpreter plays the image's python3
+        return command
+
+    def _run_host(self, host: str, hosts: list, results: dict) -> None:
+        layout = self.layout(host)
+        env = dict(self.env)
+        env.update(self.request.get("Environment") or {})
+        env.update({contract.ROOT_ENV: layout.root, "TRAINING_JOB_NAME": self.name,
+                    "TRAINING_JOB_ARN": f"arn:aws:sagemaker:local:000000000000:training-job/{self.name}",
+                    "SM_STUDIO_LOCAL_MODE": "true", "PYTHONUNBUFFERED": "1"})
+        if len(hosts) > 1:
+            env["ATR_MASTER_ADDR_OVERRIDE"] = "127.0.0.1"  # algo-N do not resolve on this machine
+        proc = subprocess.Popen(self._command(layout), cwd=layout.root, env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        with self._lock:
+            self.procs[host] = proc
+        for raw in iter(proc.stdout.readline, b""):
+            self.on_line(host, raw.decode("utf-8", "replace").rstrip("\n"))
+        results[host] = proc.wait()
+
+    def _checkpoint_sync(self, host: str, seen: dict) -> None:
+        checkpoint = self.request.get("CheckpointConfig")
+        if not checkpoint:
+            return
+        local = _local(self.layout(host).root, checkpoint.get("LocalPath") or contract.DEFAULT_CHECKPOINT_PATH)
+        if os.path.isdir(local):
+            self.storage.sync_up(local, checkpoint["S3Uri"], seen)
+
+    def _pack(self, folders: list, archive: str) -> bool:
+        files = [(root, os.path.join(dirpath, name)) for root in folders if os.path.isdir(root)
+                 for dirpath, _, names in os.walk(root) for name in names]
+        with tarfile.open(archive, "w:gz") as tar:
+            for root, full in sorted(files, key=lambda item: item[1]):
+                tar.add(full, arcname=os.path.relpath(full, root))
+        return bool(files)
+
+    def run(self) -> Outcome:
+        start = self.clock()
+        hosts = self.hosts()
+        self.on_status("Starting", "Preparing the instances for training")
+        try:
+            for host in hosts:
+                self._stage(host, hosts)
+        except Exception as err:  # noqa: BLE001 - any staging failure fails the job, like SageMaker
+            return Outcome("Failed", f"ClientError: could not stage the job's data: {err}"[:1024], 0, "Failed")
+        self.on_status("Training", "Training image download completed. Training in progress.")
+        results = {}
+        threads = [threading.Thread(target=self._run_host, args=(h, hosts, results), daemon=True) for h in hosts]
+        for thread in threads:
+            thread.start()
+        max_run = self.request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
+        seen = {h: {} for h in hosts}
+        last_sync = self.clock()
+        while any(t.is_alive() for t in threads):
+            for thread in threads:
+                thread.join(timeout=0.2)
+            if max_run and self.clock() - start > max_run and self.stop_reason is None:
+                self.stop("MaxRuntimeExceeded")
+            if self.clock() - last_sync >= CHECKPOINT_SYNC_SECONDS:
+                last_sync = self.clock()
+                for host in hosts[:1]:
+                    self._checkpoint_sync(host, seen[host])
+        self._checkpoint_sync(hosts[0], seen[hosts[0]])
+        seconds = max(1, int(round(self.clock() - start)))
+        self.on_status("Uploading", "Uploading generated training model")
+        output = self.request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{self.name}/output/"
+        with tempfile.TemporaryDirectory() as tmp:
+            model = os.path.join(tmp, "model.tar.gz")
+            self._pack([self.layout(h).model_dir for h in hosts], model)
+            data = os.path.join(tmp, "output.tar.gz")
+            has_data = self._pack([self.layout(h).output_data_dir for h in hosts], data)
+            failed = [h for h in hosts if results.get(h) != 0]
+            if not failed and self.stop_reason is None:
+                self.storage.put(model, output + "model.tar.gz")
+            if has_data:
+                self.storage.put(data, output + "output.tar.gz")
+        if self.stop_reason is not None:
+            return Outcome("Stopped", None, seconds, self.stop_reason)
+        if failed:
+            reason = None
+            for host in failed:
+                path = self.layout(host).failure_file
+                if os.path.exists(path):
+                    with open(path, encoding="utf-8", errors="replace") as fh:
+                        reason = fh.read()[:1024]
+                    break
+            return Outcome("Failed", reason or f"AlgorithmError: exit status {results.get(failed[0])} on {failed[0]}",
+                           seconds, "Failed")
+        return Outcome("Completed", None, seconds, "Completed")

@@ -1,0 +1,103 @@
+"""End to end in the sandbox: CreateTrainingJob really runs the job on this machine through
+the runtime, logs land in CloudWatch Logs and are tailed, artifacts land in S3."""
+import io
+import json
+import os
+import subprocess
+import sys
+import tarfile
+import time
+
+import boto3
+
+from conftest import REPO, run_python, write_script
+
+ROLE = "arn:aws:iam::123456789012:role/DemoRole"
+BUCKET = "sagemaker-us-east-1-123456789012"
+DEMO = os.path.join(REPO, "demo", "train.py")
+
+
+def remote(*args, cwd):
+    return run_python([DEMO, "--sagemaker-run", "yes", "--sagemaker-role", ROLE, *args], cwd=cwd, timeout=240)
+
+
+def model_json(job):
+    s3 = boto3.client("s3", region_name="us-east-1")
+    body = s3.get_object(Bucket=BUCKET, Key=f"aws-train-remote/output/{job}/output/model.tar.gz")["Body"].read()
+    with tarfile.open(fileobj=io.BytesIO(body)) as tar:
+        return json.load(tar.extractfile("model.json"))
+
+
+def job_name(stdout):
+    return next(line.split()[1] for line in stdout.splitlines() if line.startswith("job: "))
+
+
+def test_demo_runs_tails_and_resumes_from_spot_checkpoint(tmp_path, sandbox):
+    first = remote("--epochs", "3", "--sagemaker-spot", "--sagemaker-base-job-name", "demo", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    out = first.stdout
+    for epoch in (1, 2, 3):
+        assert f"[algo-1] epoch={epoch} " in out
+    assert "status: Training" in out and "Completed: demo-" in out
+    assert len(model_json(job_name(out))["weights"]) == 3
+
+    sandbox.clear_faults()
+    second = remote("--epochs", "5", "--sagemaker-spot", "--sagemaker-base-job-name", "demo", "--sagemaker-download",
+                    "--model-dir", str(tmp_path / "downloaded"), cwd=tmp_path)
+    assert second.returncode == 0, second.stderr
+    assert "[algo-1] resumed from checkpoint epoch 3" in second.stdout
+    assert "[algo-1] epoch=1 " not in second.stdout and "[algo-1] epoch=5 " in second.stdout
+    assert "0 files sent (0.0 MB)" in second.stdout
+    puts = [c for c in sandbox.calls() if c["op"] in ("s3.PutObject", "s3.UploadPart")]
+    assert all(c["bytes"] < 10_000 for c in puts)  # only the job's own small checkpoints and model
+    assert json.loads((tmp_path / "downloaded" / "model.json").read_text())["weights"]
+
+
+def test_failing_script_reports_the_exception(tmp_path, sandbox):
+    write_script(tmp_path, """
+        from aws_train_remote import training_main
+        def main(args):
+            raise ValueError("learning rate must be positive, got -1")
+        if __name__ == "__main__":
+            training_main(main)
+        """)
+    result = run_python(["train.py", "--sagemaker-run", "yes", "--sagemaker-role", ROLE], cwd=tmp_path, timeout=240)
+    assert result.returncode == 1
+    assert "failure reason: AlgorithmError: ValueError: learning rate must be positive, got -1" in result.stdout
+    assert "ended Failed: AlgorithmError: ValueError: learning rate must be positive" in result.stderr
+    assert "[algo-1] ValueError: learning rate must be positive, got -1" in result.stdout
+
+
+def test_stop_reaches_the_script_which_saves_a_checkpoint(tmp_path, sandbox):
+    started = remote("--epochs", "50", "--sleep", "0.5", "--sagemaker-base-job-name", "stoppable",
+                     "--sagemaker-wait", "no", cwd=tmp_path)
+    assert started.returncode == 0, started.stderr
+    job = job_name(started.stdout)
+    logs = boto3.client("logs", region_name="us-east-1")
+    deadline = time.time() + 60
+    while time.time() < deadline:  # wait until training has printed an epoch
+        try:
+            streams = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
+                                                logStreamNamePrefix=job + "/")["logStreams"]
+            events = logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
+                                         logStreamName=streams[0]["logStreamName"])["events"] if streams else []
+        except logs.exceptions.ResourceNotFoundException:
+            events = []
+        if any("epoch=1 " in e["message"] for e in events):
+            break
+        time.sleep(0.2)
+    stop = run_python(["-m", "aws_train_remote.cli.main", "stop", job], cwd=tmp_path)
+    assert stop.stdout.strip() == f"stopping {job}", stop.stderr
+    attach = run_python(["-m", "aws_train_remote.cli.main", "attach", job], cwd=tmp_path, timeout=120)
+    assert attach.returncode == 1
+    assert "stopping after epoch" in attach.stdout and f"Stopped: {job}" in attach.stdout
+    s3 = boto3.client("s3", region_name="us-east-1")
+    saved = s3.list_objects_v2(Bucket=BUCKET, Prefix="aws-train-remote/checkpoints/stoppable/").get("Contents", [])
+    assert saved, "the checkpoint written on SIGTERM reached the checkpoint location"
+
+
+def test_two_instances_each_log_their_own_stream(tmp_path, sandbox):
+    result = remote("--epochs", "1", "--sagemaker-instance-count", "2", "--sagemaker-distribution", "none",
+                    cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "[algo-1] epoch=1 " in result.stdout and "[algo-2] epoch=1 " in result.stdout
