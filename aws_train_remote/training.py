@@ -152,10 +152,9 @@ def run(definition, main, argv, environ, keywords):
 
         return print_dry_run(spec, sys.stdout, environ)
     if spec.run == "local":
-        from .errors import UsageError
+        from .executors.local_mode import run_local
 
-        raise UsageError("--sagemaker-run", "local", "local mode is not available in this version",
-                         "use --sagemaker-run yes (or --sagemaker-dry-run to inspect the request)")
+        return run_local(spec, environ)
     from .executors.sagemaker import launch_and_follow
 
     return launch_and_follow(spec, environ)

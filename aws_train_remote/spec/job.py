@@ -175,7 +175,10 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
     v = values_by_key
     script_dir = os.path.dirname(definition.script)
 
+    local = v["run"] == "local" and not v["dry_run"]
     region = resolve_region(v.get("region"), environ, aws_config_text, v.get("profile"))
+    if local and region is None:
+        region = "us-east-1"  # only names the default image; nothing leaves this machine
     _need(region is not None, "--sagemaker-region", None, "no AWS region set",
           "pass --sagemaker-region us-east-1 or set AWS_REGION")
     _need(bool(REGION.match(region)), "--sagemaker-region", region, "not an AWS region name",
@@ -240,7 +243,7 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
     else:
         job_name = naming.unique_job_name(base, now, token)
 
-    role = v.get("role")
+    role = v.get("role") or ("arn:aws:iam::000000000000:role/local" if local else None)
     _need(bool(role), "--sagemaker-role", None, "no IAM role for the job",
           "pass --sagemaker-role NAME_OR_ARN, or set role: in aws-train-remote.yaml, or "
           "SageMaker.TrainingJob.RoleArn in ~/.config/sagemaker/config.yaml")

@@ -1,0 +1,127 @@
+"""--sagemaker-run local: the same CreateTrainingJob request, executed on this machine through
+the container contract, with no AWS and no Docker.
+
+Nothing is uploaded: the request's channels are served from the upload plan's local files, and
+every other S3 location (checkpoints, output) lives in a local mirror under the cache folder,
+so a relaunch with the same base job name resumes from its checkpoints as it would on SageMaker.
+When the job completes, model.tar.gz is unpacked into --model-dir.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+
+from ..errors import JobFailed
+from ..paths import cache_root
+
+LOCAL_ACCOUNT = "000000000000"
+
+
+class MirrorStorage:
+    """s3://bucket/key <-> <root>/bucket/key, plus `sources`: URI -> local file or folder that
+    stands for it (the planned uploads, which are never copied into the mirror)."""
+
+    def __init__(self, root: str, sources: dict):
+        self.root = root
+        self.sources = sources
+
+    def _path(self, uri: str) -> str:
+        return os.path.join(self.root, uri[len("s3://"):])
+
+    def fetch(self, uri: str, dest: str) -> int:
+        os.makedirs(dest, exist_ok=True)
+        source, name = self.sources.get(uri), None
+        if isinstance(source, tuple):  # a file standing for a prefix: (path, name in the channel)
+            source, name = source
+        if source is None:
+            source = self._path(uri)
+            if not uri.endswith("/") and not os.path.isfile(source):
+                source = self._path(uri + "/")
+        if os.path.isfile(source):
+            name = name or (uri.rsplit("/", 1)[1] if not uri.endswith("/") else os.path.basename(source))
+            shutil.copy2(source, os.path.join(dest, name))
+            return 1
+        count = 0
+        for dirpath, _, files in os.walk(source):
+            for name in files:
+                rel = os.path.relpath(os.path.join(dirpath, name), source)
+                target = os.path.join(dest, rel)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                shutil.copy2(os.path.join(dirpath, name), target)
+                count += 1
+        return count
+
+    def put(self, local: str, uri: str) -> None:
+        target = self._path(uri)
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        shutil.copy2(local, target)
+
+    def sync_up(self, local_dir: str, uri: str, seen: dict) -> None:
+        target = self._path(uri.rstrip("/") + "/")
+        current = {}
+        for dirpath, _, files in os.walk(local_dir):
+            for name in files:
+                full = os.path.join(dirpath, name)
+                st = os.stat(full)
+                rel = os.path.relpath(full, local_dir)
+                current[rel] = (st.st_size, st.st_mtime_ns)
+                if seen.get(rel) != current[rel]:
+                    os.makedirs(os.path.dirname(os.path.join(target, rel)), exist_ok=True)
+                    shutil.copy2(full, os.path.join(target, rel))
+        for rel in set(seen) - set(current):
+            try:
+                os.remove(os.path.join(target, rel))
+            except FileNotFoundError:
+                pass
+        seen.clear()
+        seen.update(current)
+
+
+def run_local(spec, environ, out=None) -> int:
+    from ..plan.request import build_request
+    from ..plan.uploads import build_upload_plan
+    from ..runtime.safe_tar import safe_extract
+    from .follow import Printer
+    from .local_job import LocalJob
+
+    out = out if out is not None else sys.stdout
+    cache = cache_root(environ)
+    plan = build_upload_plan(spec, cache)
+    bucket = spec.bucket or "local"
+    request = build_request(spec, plan, account=LOCAL_ACCOUNT, bucket=bucket)
+    sources = {f"s3://{bucket}/{plan.code.key}": plan.code.local,
+               f"s3://{bucket}/{plan.driver.key.rsplit('/', 1)[0]}/": (plan.driver.local, plan.driver.relpath)}
+    for item, planned in zip([i for i in spec.inputs if not i.is_s3], plan.inputs):
+        local = (item.location, planned.files[0].relpath) if planned.single_file else item.location
+        sources[f"s3://{bucket}/{planned.prefix_key}"] = local
+    s3_inputs = [i for i in spec.inputs if i.is_s3]
+    if s3_inputs:  # real S3 data: fetched once into the local input cache, like a local run
+        from ..aws.s3_cache import fetch
+        from ..aws.session import AwsSession
+
+        s3 = AwsSession(profile=spec.profile, region=spec.region).client("s3")
+        for item in s3_inputs:
+            sources[item.location] = fetch(s3, item.location, os.path.join(cache, "s3"), flag=item.flag)
+    storage = MirrorStorage(os.path.join(cache, "local-s3"), sources)
+    printer = Printer(out)
+    job = LocalJob(request, storage, on_line=lambda host, text: (printer.line(host, text), printer.flush()),
+                   on_status=lambda status, message: (printer.info(f"status: {status} - {message}"),
+                                                      printer.flush()), env=environ)
+    printer.info(f"local job: {spec.job_name} ({spec.instance_count} x {spec.instance_type} emulated here)")
+    try:
+        outcome = job.run()
+    except KeyboardInterrupt:
+        job.stop("Stopped")
+        raise
+    finally:
+        shutil.rmtree(job.workdir, ignore_errors=True)
+    printer.info(f"{outcome.status}: {spec.job_name}, {outcome.training_seconds} s")
+    if outcome.status != "Completed":
+        raise JobFailed(f"local job {spec.job_name} ended {outcome.status}"
+                        + (f": {outcome.failure_reason.splitlines()[0]}" if outcome.failure_reason else ""))
+    model = storage._path(request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+                          + f"/{spec.job_name}/output/model.tar.gz")
+    count = safe_extract(model, spec.model_dir)
+    printer.info(f"model: {model} ({count} files unpacked into {spec.model_dir})")
+    return 0
