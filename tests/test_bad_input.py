@@ -1,7 +1,6 @@
 """Every bad input judged before AWS: one line naming the flag, the value and the fix; exit 2;
 no traceback; and no AWS call at all (checked on a real moto server's request log)."""
 import pytest
-
 from conftest import run_python, write_script
 
 SCRIPT = """

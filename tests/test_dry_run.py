@@ -7,9 +7,9 @@ import tarfile
 import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
+from conftest import REPO, run_python, write_script
 
 from aws_train_remote import contract
-from conftest import REPO, run_python, write_script
 
 ROLE = "arn:aws:iam::111122223333:role/TrainRole"
 SCRIPT = """

@@ -9,7 +9,6 @@ import time
 
 import boto3
 import pytest
-
 from conftest import REPO, run_python, write_script
 
 ROLE = "arn:aws:iam::123456789012:role/TrainRole"

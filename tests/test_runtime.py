@@ -8,7 +8,6 @@ import sys
 import time
 
 import pytest
-
 from conftest import REPO, run_python
 from runtime_job import JobRoot, fake_tools
 

@@ -2,7 +2,6 @@
 import json
 
 import boto3
-
 from conftest import run_python, write_script
 
 SCRIPT = """

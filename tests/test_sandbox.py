@@ -3,13 +3,10 @@ the runtime, logs land in CloudWatch Logs and are tailed, artifacts land in S3."
 import io
 import json
 import os
-import subprocess
-import sys
 import tarfile
 import time
 
 import boto3
-
 from conftest import REPO, run_python, write_script
 
 ROLE = "arn:aws:iam::123456789012:role/DemoRole"

@@ -74,12 +74,11 @@ def run_sandbox(args) -> int:
 def run(args) -> int:
     if args.command == "sandbox":
         return run_sandbox(args)
+    import os
+
     from ..aws.session import AwsSession
     from ..executors import manage
     from ..executors.sagemaker import download_model, follow_job
-
-    import os
-
     from ..spec.job import resolve_region
     from ..training import _read_text
 

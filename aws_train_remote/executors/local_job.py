@@ -41,7 +41,10 @@ class S3Storage:
         """Every object under `uri` into `dest`, keyed relative to the URI's folder (as SageMaker's
         File mode does: an exact object key lands as its file name)."""
         bucket, key = split_uri(uri)
-        base = key if key.endswith("/") or not key else key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        if not key or key.endswith("/"):
+            base = key
+        else:  # an exact object key: it lands under its own name
+            base = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
         count = 0
         for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
             for obj in page.get("Contents", []):

@@ -113,10 +113,10 @@ def main(environ=None) -> int:
     instance_type = resource.get("current_instance_type", "local")
     gpus, neurons = devices.num_gpus(), devices.num_neurons(instance_type)
     decoded = environment.decode_all(raw_hps)
-    provisional = environment.Cluster(resource, raw_hps)
     distribution = decoded.get(contract.HP_DISTRIBUTION, "auto")
     nproc = launch.nproc_per_node(decoded, gpus, neurons)
-    torchrun = launch.wants_torchrun(distribution, provisional, nproc) if distribution != "none" else False
+    # whether torchrun runs decides the distribution groups the toolkit would report
+    torchrun = launch.wants_torchrun(distribution, environment.Cluster(resource, raw_hps), nproc)
     cluster = environment.Cluster(resource, raw_hps, launching_torchrun=torchrun)
     plan = launch.plan_launch(python=python, script=entry, argv=argv, hps=decoded, cluster=cluster,
                               num_gpus=gpus, num_neurons=neurons, distribution=distribution, environ=environ)
@@ -138,7 +138,8 @@ def main(environ=None) -> int:
     env[contract.IN_CONTAINER_ENV] = "1"
 
     cache_dir, before = None, None
-    if instance_type.startswith(("ml.trn1", "ml.trn2")) or os.path.isdir(layout.channel_dir(contract.NEURON_CACHE_CHANNEL)):
+    trainium = instance_type.startswith(("ml.trn1", "ml.trn2"))
+    if trainium or os.path.isdir(layout.channel_dir(contract.NEURON_CACHE_CHANNEL)):
         cache_dir = neuron_cache.cache_dir(environ, layout)
         restored = neuron_cache.restore(layout, checkpoint_path, cache_dir)
         before = neuron_cache.snapshot(cache_dir)

@@ -82,107 +82,107 @@ class Option:
         return _PARSERS[self.kind](raw)
 
 
-O = Option
+Opt = Option
 OPTIONS = (
     # run control
-    O("sagemaker-run", RUN_CONTROL, "where to run: no = here, as a plain script; yes = as a SageMaker "
+    Opt("sagemaker-run", RUN_CONTROL, "where to run: no = here, as a plain script; yes = as a SageMaker "
       "training job; local = the same job request executed on this machine", kind="run", default="no",
       choices=("no", "yes", "local"), keyword_aliases=("run",)),
-    O("sagemaker-wait", RUN_CONTROL, "follow the job and its logs until it ends", kind="bool", default=True),
-    O("sagemaker-dry-run", RUN_CONTROL, "print the CreateTrainingJob request and the upload plan; "
+    Opt("sagemaker-wait", RUN_CONTROL, "follow the job and its logs until it ends", kind="bool", default=True),
+    Opt("sagemaker-dry-run", RUN_CONTROL, "print the CreateTrainingJob request and the upload plan; "
       "make no AWS call", kind="bool", default=False),
-    O("sagemaker-config", RUN_CONTROL, "YAML config file (default: aws-train-remote.yaml next to "
+    Opt("sagemaker-config", RUN_CONTROL, "YAML config file (default: aws-train-remote.yaml next to "
       "the script, then ~/.config/aws-train-remote/config.yaml)", metavar="FILE", configurable=False),
-    O("sagemaker-profile", RUN_CONTROL, "AWS profile to use", aliases=("sagemaker-aws-profile",)),
-    O("sagemaker-region", RUN_CONTROL, "AWS region (default: AWS_REGION, then the profile's region)",
+    Opt("sagemaker-profile", RUN_CONTROL, "AWS profile to use", aliases=("sagemaker-aws-profile",)),
+    Opt("sagemaker-region", RUN_CONTROL, "AWS region (default: AWS_REGION, then the profile's region)",
       aliases=("sagemaker-aws-region",)),
-    O("sagemaker-stop-on-interrupt", RUN_CONTROL, "Ctrl-C while following stops the job instead "
+    Opt("sagemaker-stop-on-interrupt", RUN_CONTROL, "Ctrl-C while following stops the job instead "
       "of detaching", kind="bool", default=False),
     # job
-    O("sagemaker-job-name", JOB, "exact job name (default: base name + time + random suffix)"),
-    O("sagemaker-base-job-name", JOB, "base of generated job names and of the default checkpoint "
+    Opt("sagemaker-job-name", JOB, "exact job name (default: base name + time + random suffix)"),
+    Opt("sagemaker-base-job-name", JOB, "base of generated job names and of the default checkpoint "
       "and compile-cache prefixes (default: the script's name)"),
-    O("sagemaker-role", JOB, "IAM role name or ARN the job runs as",
+    Opt("sagemaker-role", JOB, "IAM role name or ARN the job runs as",
       aliases=("sagemaker-training-role",), keyword_aliases=("training_role",)),
-    O("sagemaker-image", JOB, "container image URI (default: the framework image for the instance "
+    Opt("sagemaker-image", JOB, "container image URI (default: the framework image for the instance "
       "type; Neuron image for trn1/trn2)", aliases=("sagemaker-training-image",),
       keyword_aliases=("training_image",)),
-    O("sagemaker-framework", JOB, "framework of the default image", kind="choice", default="pytorch",
+    Opt("sagemaker-framework", JOB, "framework of the default image", kind="choice", default="pytorch",
       choices=("pytorch",)),
-    O("sagemaker-framework-version", JOB, "framework version of the default image", default="2.6.0"),
-    O("sagemaker-instance", JOB, "instance type", default="ml.m5.large",
+    Opt("sagemaker-framework-version", JOB, "framework version of the default image", default="2.6.0"),
+    Opt("sagemaker-instance", JOB, "instance type", default="ml.m5.large",
       aliases=("sagemaker-training-instance",), keyword_aliases=("training_instance",)),
-    O("sagemaker-instance-count", JOB, "number of instances", kind="int", default=1,
+    Opt("sagemaker-instance-count", JOB, "number of instances", kind="int", default=1,
       aliases=("sagemaker-training-instance-count",), keyword_aliases=("training_instance_count",)),
-    O("sagemaker-volume-size", JOB, "EBS volume per instance in GB", kind="int", default=30,
+    Opt("sagemaker-volume-size", JOB, "EBS volume per instance in GB", kind="int", default=30,
       aliases=("sagemaker-training-volume-size",), keyword_aliases=("volume_size_in_gb",)),
-    O("sagemaker-max-run", JOB, "maximum run time (seconds, or 90m, 2h, 1d)", kind="duration",
+    Opt("sagemaker-max-run", JOB, "maximum run time (seconds, or 90m, 2h, 1d)", kind="duration",
       default=86400, keyword_aliases=("max_run",)),
-    O("sagemaker-spot", JOB, "use managed spot capacity", kind="bool", default=False,
+    Opt("sagemaker-spot", JOB, "use managed spot capacity", kind="bool", default=False,
       aliases=("sagemaker-spot-instances",), keyword_aliases=("spot_instances",)),
-    O("sagemaker-spot-force", JOB, "allow spot without a checkpoint location", kind="bool",
+    Opt("sagemaker-spot-force", JOB, "allow spot without a checkpoint location", kind="bool",
       default=False),
-    O("sagemaker-max-wait", JOB, "spot: maximum time to wait plus run (default: max-run + 1h)",
+    Opt("sagemaker-max-wait", JOB, "spot: maximum time to wait plus run (default: max-run + 1h)",
       kind="duration"),
-    O("sagemaker-max-retries", JOB, "retry the job this many times on internal/capacity errors "
+    Opt("sagemaker-max-retries", JOB, "retry the job this many times on internal/capacity errors "
       "(0-30)", kind="int", default=0),
-    O("sagemaker-keep-alive", JOB, "keep instances warm this long after the job (0-3600 s)",
+    Opt("sagemaker-keep-alive", JOB, "keep instances warm this long after the job (0-3600 s)",
       kind="duration", default=0),
-    O("sagemaker-env", JOB, "environment variable for the job, KEY=VALUE (repeatable)", kind="pairs",
+    Opt("sagemaker-env", JOB, "environment variable for the job, KEY=VALUE (repeatable)", kind="pairs",
       metavar="KEY=VALUE", repeat=True),
-    O("sagemaker-tag", JOB, "tag for the job, KEY=VALUE (repeatable)", kind="pairs",
+    Opt("sagemaker-tag", JOB, "tag for the job, KEY=VALUE (repeatable)", kind="pairs",
       metavar="KEY=VALUE", repeat=True),
-    O("sagemaker-metric", JOB, "metric definition, NAME=REGEX (repeatable)", kind="pairs",
+    Opt("sagemaker-metric", JOB, "metric definition, NAME=REGEX (repeatable)", kind="pairs",
       metavar="NAME=REGEX", repeat=True),
-    O("sagemaker-distribution", JOB, "multi-process launch: auto = torchrun when there are several "
+    Opt("sagemaker-distribution", JOB, "multi-process launch: auto = torchrun when there are several "
       "instances, GPUs or NeuronCores; none = one plain process per instance", kind="choice",
       default="auto", choices=("auto", "none", "torchrun")),
-    O("sagemaker-nproc-per-node", JOB, "torchrun processes per instance (default: GPUs, else "
+    Opt("sagemaker-nproc-per-node", JOB, "torchrun processes per instance (default: GPUs, else "
       "NeuronCores, else 1)", kind="int"),
-    O("sagemaker-neuron-parallel-compile", JOB, "Trainium: run neuron_parallel_compile before "
+    Opt("sagemaker-neuron-parallel-compile", JOB, "Trainium: run neuron_parallel_compile before "
       "training to fill the compile cache", kind="bool", default=False),
     # storage
-    O("sagemaker-bucket", STORAGE, "S3 bucket for code, inputs and outputs (default: "
+    Opt("sagemaker-bucket", STORAGE, "S3 bucket for code, inputs and outputs (default: "
       "sagemaker-<region>-<account>)"),
-    O("sagemaker-prefix", STORAGE, "key prefix inside the bucket", default="aws-train-remote"),
-    O("sagemaker-output-s3", STORAGE, "S3 URI for model.tar.gz and output.tar.gz (default: "
+    Opt("sagemaker-prefix", STORAGE, "key prefix inside the bucket", default="aws-train-remote"),
+    Opt("sagemaker-output-s3", STORAGE, "S3 URI for model.tar.gz and output.tar.gz (default: "
       "s3://<bucket>/<prefix>/output)", kind="s3", aliases=("sagemaker-output-json",)),
-    O("sagemaker-checkpoint-s3", STORAGE, "S3 URI synced with the checkpoint dir; auto = "
+    Opt("sagemaker-checkpoint-s3", STORAGE, "S3 URI synced with the checkpoint dir; auto = "
       "s3://<bucket>/<prefix>/checkpoints/<base-job-name>, none = no checkpoint sync",
       default="auto"),
-    O("sagemaker-checkpoint-container", STORAGE, "checkpoint dir inside the container",
+    Opt("sagemaker-checkpoint-container", STORAGE, "checkpoint dir inside the container",
       default="/opt/ml/checkpoints", aliases=("sagemaker-checkpoint-local",)),
-    O("checkpoint-initial", STORAGE, "seed the checkpoint location from this local folder or S3 URI "
+    Opt("checkpoint-initial", STORAGE, "seed the checkpoint location from this local folder or S3 URI "
       "before the job starts"),
-    O("sagemaker-neuron-cache", STORAGE, "Trainium compile cache in S3; auto = "
+    Opt("sagemaker-neuron-cache", STORAGE, "Trainium compile cache in S3; auto = "
       "s3://<bucket>/<prefix>/neuron-cache/<base-job-name>, none = off", default="auto"),
-    O("sagemaker-download", STORAGE, "when the job completes, fetch model.tar.gz and unpack it "
+    Opt("sagemaker-download", STORAGE, "when the job completes, fetch model.tar.gz and unpack it "
       "into --model-dir", kind="bool", default=False),
     # security
-    O("sagemaker-kms-key", SECURITY, "KMS key for S3 uploads and job output"),
-    O("sagemaker-volume-kms-key", SECURITY, "KMS key for the instances' volumes"),
-    O("sagemaker-subnets", SECURITY, "VPC subnet ids, comma-separated", kind="list"),
-    O("sagemaker-security-groups", SECURITY, "VPC security group ids, comma-separated", kind="list"),
-    O("sagemaker-network-isolation", SECURITY, "no network access from the container",
+    Opt("sagemaker-kms-key", SECURITY, "KMS key for S3 uploads and job output"),
+    Opt("sagemaker-volume-kms-key", SECURITY, "KMS key for the instances' volumes"),
+    Opt("sagemaker-subnets", SECURITY, "VPC subnet ids, comma-separated", kind="list"),
+    Opt("sagemaker-security-groups", SECURITY, "VPC security group ids, comma-separated", kind="list"),
+    Opt("sagemaker-network-isolation", SECURITY, "no network access from the container",
       kind="bool", default=False),
-    O("sagemaker-encrypt-inter-container", SECURITY, "encrypt traffic between instances",
+    Opt("sagemaker-encrypt-inter-container", SECURITY, "encrypt traffic between instances",
       kind="bool", default=False),
     # source
-    O("sagemaker-source", SOURCE, "folder packaged as the job's code (default: the script's folder)",
+    Opt("sagemaker-source", SOURCE, "folder packaged as the job's code (default: the script's folder)",
       keyword_aliases=("source",)),
-    O("sagemaker-script", SOURCE, "script to run, relative to the source folder (default: this "
+    Opt("sagemaker-script", SOURCE, "script to run, relative to the source folder (default: this "
       "script)", keyword_aliases=("script",)),
-    O("sagemaker-requirements", SOURCE, "requirements file installed in the container (default: "
+    Opt("sagemaker-requirements", SOURCE, "requirements file installed in the container (default: "
       "requirements.txt in the source folder, if present)", keyword_aliases=("requirements",)),
     # data
-    O("model-dir", DATA, "where the script writes its model (SageMaker: /opt/ml/model)",
+    Opt("model-dir", DATA, "where the script writes its model (SageMaker: /opt/ml/model)",
       default="output/model"),
-    O("output-dir", DATA, "where the script writes other outputs (SageMaker: /opt/ml/output/data)",
+    Opt("output-dir", DATA, "where the script writes other outputs (SageMaker: /opt/ml/output/data)",
       default="output/data"),
-    O("checkpoint-dir", DATA, "where the script writes and finds checkpoints (SageMaker: the "
+    Opt("checkpoint-dir", DATA, "where the script writes and finds checkpoints (SageMaker: the "
       "checkpoint dir, synced with S3)", default="output/checkpoints"),
 )
-del O
+del Opt
 
 BY_KEY = {o.key: o for o in OPTIONS}
 BY_FLAG = {flag: o for o in OPTIONS for flag in o.flags}
