@@ -348,3 +348,53 @@ def test_real_torchrun_two_processes_on_cpu(job, tmp_path):
     for rank in (0, 1):
         text = open(os.path.join(job.layout.model_dir, f"rank-{rank}.txt")).read()
         assert text == f"2 3.0 {rank}"
+
+
+PLAIN_SAGEMAKER = """
+import argparse, json, os, sys
+parser = argparse.ArgumentParser()
+parser.add_argument("--epochs", type=int)
+parser.add_argument("--flag")
+parser.add_argument("--name")
+parser.add_argument("--nested")
+parser.add_argument("-x")
+args = parser.parse_args()
+with open(os.path.join(os.environ["SM_MODEL_DIR"], "seen.json"), "w") as fh:
+    json.dump({"argv": sys.argv[1:], "user_args": json.loads(os.environ["SM_USER_ARGS"]),
+               "hp_flag": os.environ["SM_HP_FLAG"], "train": os.environ["SM_CHANNEL_TRAIN"]}, fh)
+"""
+
+
+def test_plain_sagemaker_script_gets_the_toolkit_argv(job, tmp_path):
+    job.code({"train.py": PLAIN_SAGEMAKER})
+    raw = {"epochs": "3", "flag": "true", "name": '"resnet"', "nested": '{"a": 1, "b": [1, 2]}', "x": "1",
+           "sagemaker_program": '"train.py"'}
+    job.configure(inputs={"train": "File"})
+    with open(job.layout.config_file("hyperparameters.json"), "w") as fh:
+        json.dump(raw, fh)  # a job as the SageMaker SDK writes it: no aws-train-remote keys
+    result, _ = bootstrap(job, tmp_path)
+    assert result.returncode == 0, result.stderr
+    got = seen(job)
+    expected = ["--epochs", "3", "--flag", "True", "--name", "resnet", "--nested", "a=1,b=[1, 2]", "-x", "1"]
+    assert got["argv"] == expected == got["user_args"]
+    assert got["hp_flag"] == "true" and got["train"] == job.layout.channel_dir("train")
+
+
+def test_neuron_cache_saved_to_s3_with_boto3_when_the_image_has_it(job, tmp_path, aws):
+    import boto3
+
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="cache-bucket")
+    job.code({"train.py": """
+import os
+cache = os.environ["NEURON_COMPILE_CACHE_URL"]
+os.makedirs(os.path.join(cache, "neuronxcc-2.0/MODULE_a"), exist_ok=True)
+open(os.path.join(cache, "neuronxcc-2.0/MODULE_a/model.neff"), "w").write("neff")
+"""})
+    job.configure(instance_type="ml.trn1.2xlarge", distribution="none")
+    result, _ = bootstrap(job, tmp_path, neuron_devices=1,
+                          extra_env={"ATR_NEURON_CACHE_S3": "s3://cache-bucket/neuron-cache/base/"})
+    assert result.returncode == 0, result.stderr
+    assert "1 new entries saved (boto3)" in result.stderr
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="cache-bucket")["Contents"]]
+    assert keys == ["neuron-cache/base/neuronxcc-2.0/MODULE_a/model.neff"]

@@ -46,12 +46,11 @@ def select_files(root: str, exclude=(), flag: str = "--sagemaker-source", prefix
     root = os.path.realpath(root)
     excluded = {os.path.realpath(p) for p in exclude}
     files, skipped = [], []
-    seen_dirs = set()
 
-    def walk(real_dir: str, rel_dir: str, rules):
-        if real_dir in seen_dirs:  # a symlink loop inside the root
+    def walk(real_dir: str, rel_dir: str, rules, ancestors=frozenset()):
+        if real_dir in ancestors:  # a symlink back to a folder above: a loop
             return
-        seen_dirs.add(real_dir)
+        ancestors = ancestors | {real_dir}
         try:
             names = sorted(os.listdir(real_dir))
         except OSError as err:
@@ -82,7 +81,7 @@ def select_files(root: str, exclude=(), flag: str = "--sagemaker-source", prefix
             if any(real == e or real.startswith(e + os.sep) for e in excluded):
                 continue
             if is_dir:
-                walk(real, rel, local_rules)
+                walk(real, rel, local_rules, ancestors)
             elif os.path.isfile(real):
                 st = os.stat(real)
                 files.append(SourceFile(prefix + rel, real, st.st_size, bool(st.st_mode & 0o111)))

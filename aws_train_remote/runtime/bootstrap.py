@@ -107,7 +107,10 @@ def main(environ=None) -> int:
         return 1
 
     paths = _decode(raw_hps, contract.HP_PATHS, {}) or {}
-    argv = launch.remap_argv(contract.decode_argv(raw_hps), paths, layout)
+    if any(key.startswith(contract.HP_ARGV) for key in raw_hps):
+        argv = launch.remap_argv(contract.decode_argv(raw_hps), paths, layout)
+    else:  # a job not launched by aws-train-remote: arguments exactly as the toolkit builds them
+        argv = launch.toolkit_args(environment.user_hyperparameters(raw_hps))
     checkpoint_path = launch.container_path(layout, paths.get("checkpoint_path") or layout.checkpoint_dir)
     os.makedirs(checkpoint_path, exist_ok=True)
     instance_type = resource.get("current_instance_type", "local")

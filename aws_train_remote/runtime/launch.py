@@ -55,6 +55,23 @@ def remap_argv(argv: list, paths: dict, layout) -> list:
     return front + list(argv)
 
 
+def toolkit_args(user_hps: dict) -> list:
+    """The toolkit's argv for a job without our exact argv (a plain SageMaker job): user
+    hyperparameters sorted, `--key value` (`-k value` for one character), values through str()
+    after decoding, as contract section 4 observed."""
+    args = []
+    for key in sorted(user_hps):
+        value = user_hps[key]
+        if isinstance(value, dict):
+            text = ",".join(f"{k}={v}" for k, v in sorted(value.items()))
+        elif value is None:
+            text = ""
+        else:
+            text = str(value)
+        args += [("-" if len(key) == 1 else "--") + key, text]
+    return args
+
+
 def nproc_per_node(hps: dict, num_gpus: int, num_neurons: int) -> int:
     override = hps.get("sagemaker_mpi_num_of_processes_per_host")
     if override not in (None, ""):
