@@ -98,3 +98,29 @@ def test_two_instances_each_log_their_own_stream(tmp_path, sandbox):
                     cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "[algo-1] epoch=1 " in result.stdout and "[algo-2] epoch=1 " in result.stdout
+
+
+def test_trainium_compile_cache_is_reused_by_the_next_job(tmp_path, sandbox):
+    write_script(tmp_path, """
+        import os
+        from aws_train_remote import training_main
+        def main(args):
+            entry = os.path.join(os.environ["NEURON_COMPILE_CACHE_URL"], "neuronxcc-2.19", "MODULE_123", "model.neff")
+            if os.path.exists(entry):
+                print("compile cache hit: skipping compilation")
+            else:
+                os.makedirs(os.path.dirname(entry))
+                open(entry, "w").write("compiled graph")
+                print("compiled the model graph")
+        if __name__ == "__main__":
+            training_main(main)
+        """)
+    args = ["train.py", "--sagemaker-run", "yes", "--sagemaker-role", ROLE, "--sagemaker-instance", "ml.trn1.2xlarge",
+            "--sagemaker-base-job-name", "bert"]
+    first = run_python(args, cwd=tmp_path, timeout=240)
+    assert first.returncode == 0, first.stderr
+    assert "[algo-1] compiled the model graph" in first.stdout
+    assert "new entries saved (boto3)" in first.stdout
+    second = run_python(args, cwd=tmp_path, timeout=240)
+    assert second.returncode == 0, second.stderr
+    assert "[algo-1] compile cache hit: skipping compilation" in second.stdout

@@ -71,3 +71,16 @@ def test_docs_flags_md_is_generated_from_the_table():
     path = os.path.join(os.path.dirname(__file__), "..", "docs", "flags.md")
     with open(path, encoding="utf-8") as fh:
         assert fh.read() == render_flags_markdown(), "run: python -m aws_train_remote.spec.docs > docs/flags.md"
+
+
+def test_generated_job_names_fit_and_are_valid():
+    import datetime
+
+    from aws_train_remote.spec import naming
+
+    now = datetime.datetime(2026, 11, 22, 21, 0, 5, tzinfo=datetime.timezone.utc)
+    long_base = naming.sanitize_base("my_very_long_training_script_name_for_the_big_experiment_v2")
+    name = naming.unique_job_name(long_base, now, "a1b2c3")
+    assert len(name) <= 63 and naming.is_valid_job_name(name) and name.endswith("-20261122-210005-a1b2c3")
+    assert naming.sanitize_base("__train__.v2") == "train-v2"
+    assert naming.unique_job_name("x", now, "a1b2c3") != naming.unique_job_name("x", now, "d4e5f6")
