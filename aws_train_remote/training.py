@@ -12,7 +12,7 @@ import os
 import sys
 
 from .contract import IN_CONTAINER_ENV
-from .errors import TrainRemoteError
+from .errors import TrainRemoteError, UsageError
 from .spec import config as config_mod
 from .spec.flags import ScriptDefinition, build_parser, value_taking_flags
 from .spec.options import BY_KEY, OPTIONS, builtin_defaults
@@ -117,8 +117,6 @@ def final_values(namespace, layered: dict) -> dict:
             given = getattr(namespace, option.dest)
             out[option.key] = layered.get(option.key) or ()
             if given:
-                from .errors import UsageError
-
                 try:
                     parsed = option.parse(given)
                 except ValueError as err:

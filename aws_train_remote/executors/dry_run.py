@@ -6,15 +6,20 @@ account id, when the role is given by name and no bucket is set) is shown as <ac
 from __future__ import annotations
 
 import json
+import os
 
 from ..gitinfo import read_git_info
 from ..paths import cache_root
+from ..plan.hashcache import HashCache
 from ..plan.request import ACCOUNT_PLACEHOLDER, account_from_role, build_request
 from ..plan.uploads import build_upload_plan
 
 
 def dry_run_document(spec, environ) -> dict:
-    plan = build_upload_plan(spec, cache_root(environ))
+    cache = cache_root(environ)
+    hashes = HashCache(os.path.join(cache, "hashes.json"))
+    plan = build_upload_plan(spec, cache, hash_file=hashes)
+    hashes.save()
     account = account_from_role(spec.role)
     notes = []
     if account is None:

@@ -6,7 +6,6 @@ yaml is imported only when a config file actually exists.
 """
 from __future__ import annotations
 
-import difflib
 import os
 from pathlib import Path
 
@@ -70,6 +69,8 @@ def read_yaml(path) -> object:
 
 
 def did_you_mean(word: str, candidates) -> str:
+    import difflib  # only on the error path
+
     close = difflib.get_close_matches(word, list(candidates), n=1, cutoff=0.6)
     return f"did you mean {close[0]!r}?" if close else "see docs/flags.md for the keys"
 
