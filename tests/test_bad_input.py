@@ -8,7 +8,8 @@ from aws_train_remote import training_main
 def main(args):
     print("MAIN RAN")
 if __name__ == "__main__":
-    training_main(main, inputs={"train": "data"}, additional_arguments=[{"dest": "--epochs", "type": int, "default": 1}])
+    training_main(main, inputs={"train": "data"}, additional_arguments=[{"dest": "--epochs", "type": int, "default": 1},
+                                                                        {"dest": "--note", "default": ""}])
 """
 REMOTE = ["--sagemaker-run", "yes", "--sagemaker-role", "arn:aws:iam::123456789012:role/R"]
 
@@ -51,7 +52,7 @@ CASES = [
     ([*REMOTE, "--sagemaker-source", "nowhere"], "--sagemaker-source=nowhere: no such folder"),
     ([*REMOTE, "--checkpoint-initial", "no-such-dir"], "--checkpoint-initial=no-such-dir: no such local file"),
     ([*REMOTE, "--sagemaker-config", "missing.yaml"], "--sagemaker-config=missing.yaml: no such file"),
-    ([*REMOTE, "--epochs", "x" * 2600], "--epochs"),
+    ([*REMOTE, "--note", "x" * 2600], "--note=xxxxxxxx"),
 ]
 
 
@@ -87,3 +88,22 @@ def test_bad_environment_value(project):
     result = run_python(["train.py"], cwd=project, env={"AWS_TRAIN_REMOTE_SPOT": "sometimes"})
     assert result.returncode == 2
     assert "AWS_TRAIN_REMOTE_SPOT=sometimes: expected yes/no" in result.stderr
+
+
+def test_more_than_100_hyperparameters(tmp_path, aws):
+    flags = ", ".join(f'{{"dest": "--p{i}", "default": {i}}}' for i in range(100))
+    write_script(tmp_path, SCRIPT.replace('{"dest": "--note", "default": ""}', flags))
+    (tmp_path / "data").mkdir()
+    result = run_python(["train.py", *REMOTE, "--sagemaker-dry-run", "--sagemaker-region", "us-east-1"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "hyperparameters=" in result.stderr and "more than SageMaker's 100" in result.stderr
+    assert aws.calls() == []
+
+
+def test_more_than_20_channels(tmp_path, aws):
+    inputs = ", ".join(f'"in{i}": "s3://bucket/in{i}/"' for i in range(19))
+    write_script(tmp_path, SCRIPT.replace('inputs={"train": "data"}', "inputs={" + inputs + "}"))
+    result = run_python(["train.py", *REMOTE, "--sagemaker-region", "us-east-1"], cwd=tmp_path)
+    assert result.returncode == 2
+    assert "inputs=19: too many input channels; SageMaker allows 20 channels, 18 of them for inputs" in result.stderr
+    assert aws.calls() == []

@@ -84,3 +84,16 @@ def test_generated_job_names_fit_and_are_valid():
     assert len(name) <= 63 and naming.is_valid_job_name(name) and name.endswith("-20261122-210005-a1b2c3")
     assert naming.sanitize_base("__train__.v2") == "train-v2"
     assert naming.unique_job_name("x", now, "a1b2c3") != naming.unique_job_name("x", now, "d4e5f6")
+
+
+def test_default_images_by_instance_type():
+    from aws_train_remote.plan.images import default_image
+
+    assert default_image("pytorch", "2.6.0", "ml.m5.large", "us-west-2") == (
+        "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training:2.6.0-cpu-py312-ubuntu22.04-sagemaker")
+    assert "2.6.0-gpu-py312-cu126" in default_image("pytorch", "2.6.0", "ml.g5.xlarge", "us-east-1")
+    assert "2.6.0-gpu" in default_image("pytorch", "2.6.0", "ml.p4d.24xlarge", "us-east-1")
+    trn = default_image("pytorch", "2.6.0", "ml.trn2.48xlarge", "eu-south-1")
+    assert trn.startswith("692866216735.dkr.ecr.eu-south-1.amazonaws.com/pytorch-training-neuronx:")
+    with pytest.raises(ValueError, match="known: 2.3.0"):
+        default_image("pytorch", "1.0", "ml.m5.large", "us-east-1")
