@@ -114,6 +114,13 @@ class Layout:
         return self._p("input", "config", name)
 
 
+def rebase(path: str, root: str) -> str:
+    """An /opt/ml path from a request, under another root (local mode, the sandbox, tests)."""
+    if root != DEFAULT_ROOT and (path == DEFAULT_ROOT or path.startswith(DEFAULT_ROOT + "/")):
+        return root + path[len(DEFAULT_ROOT):]
+    return path
+
+
 def encode_hyperparameter(value) -> str:
     """As the SageMaker SDK does: JSON for everything, so the toolkit's json.loads restores types."""
     return json.dumps(value)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .session import error_code
+
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
 
@@ -25,9 +27,6 @@ def host_of(stream: str, job_name: str) -> str:
     head, sep, tail = rest.rpartition("-")
     return head if sep and tail.isdigit() and head else rest
 
-
-def _error_code(err) -> str:
-    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
 
 
 class LogTail:
@@ -51,7 +50,7 @@ class LogTail:
                 self.calls += 1
                 page = self.logs.describe_log_streams(**kwargs)
             except ClientError as err:
-                if _error_code(err) == "ResourceNotFoundException":
+                if error_code(err) == "ResourceNotFoundException":
                     return new  # no logs yet: the group appears with the first instance
                 raise
             for stream in page.get("logStreams", []):
@@ -77,7 +76,7 @@ class LogTail:
                 self.calls += 1
                 page = self.logs.get_log_events(**kwargs)
             except ClientError as err:
-                if _error_code(err) == "ResourceNotFoundException":
+                if error_code(err) == "ResourceNotFoundException":
                     return lines
                 raise
             host = host_of(stream, self.job_name)

@@ -16,6 +16,7 @@ import time
 from dataclasses import dataclass, field
 
 from ..errors import AwsError, UsageError
+from .session import error_code
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
 
@@ -81,9 +82,6 @@ class ObjectIndex:
         os.replace(tmp, self.path)
 
 
-def _code(err) -> str:
-    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
-
 
 def object_exists(s3, bucket: str, key: str) -> bool:
     from botocore.exceptions import ClientError
@@ -92,7 +90,7 @@ def object_exists(s3, bucket: str, key: str) -> bool:
         s3.head_object(Bucket=bucket, Key=key)
         return True
     except ClientError as err:
-        if _code(err) in ("404", "NoSuchKey", "NotFound"):
+        if error_code(err) in ("404", "NoSuchKey", "NotFound"):
             return False
         raise
 
@@ -105,7 +103,7 @@ def ensure_bucket(s3, bucket: str, region: str, account: str, created_by_default
         s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=account)
         return
     except ClientError as err:
-        code = _code(err)
+        code = error_code(err)
         if code in ("403", "AccessDenied"):
             raise UsageError("--sagemaker-bucket", bucket, "exists but is not owned by this account "
                              f"({account}) or is not readable", "pass a bucket of your own") from None
@@ -120,7 +118,7 @@ def ensure_bucket(s3, bucket: str, region: str, account: str, created_by_default
     try:
         s3.create_bucket(**kwargs)
     except ClientError as err:
-        if _code(err) != "BucketAlreadyOwnedByYou":
+        if error_code(err) != "BucketAlreadyOwnedByYou":
             raise
 
 
@@ -219,7 +217,7 @@ class Uploader:
                 self.s3.copy_object(Bucket=self.bucket, Key=f.key, CopySource={"Bucket": self.bucket, "Key": source},
                                     **self.extra_args)
             except ClientError as err:
-                if _code(err) in ("NoSuchKey", "404"):
+                if error_code(err) in ("NoSuchKey", "404"):
                     return f
                 raise
             with self._lock:

@@ -46,3 +46,8 @@ class AwsSession:
     @property
     def region_name(self):
         return self.boto.region_name
+
+
+def error_code(err) -> str:
+    """The AWS error code of a botocore ClientError ('' for anything else)."""
+    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))

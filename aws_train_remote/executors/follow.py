@@ -7,6 +7,7 @@ import time
 
 from ..aws.jobs import TERMINAL, summary_lines
 from ..aws.logs import LogTail
+from ..aws.session import error_code
 
 COLORS = ("\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[31m")
 RESET = "\033[0m"
@@ -19,9 +20,6 @@ def _ms(when) -> int:
     """Milliseconds since the epoch of a botocore datetime (0 if absent: sorts first)."""
     return int(when.timestamp() * 1000) if hasattr(when, "timestamp") else 0
 
-
-def _code(err) -> str:
-    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
 
 
 class Printer:
@@ -72,7 +70,7 @@ def follow(sm, logs, job_name: str, printer: Printer, *, sleep=time.sleep, show_
                     events.append((_ms(t.get("StartTime")), 0, f"status: {t.get('Status')}{message}"))
             lines = tail.poll() if show_logs else []
         except ClientError as err:
-            if "Throttl" not in _code(err) and _code(err) != "TooManyRequestsException":
+            if "Throttl" not in error_code(err) and error_code(err) != "TooManyRequestsException":
                 raise
             interval = min(max(interval * 2, fast), THROTTLED_POLL)
             sleep(interval)

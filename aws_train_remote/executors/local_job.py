@@ -64,22 +64,30 @@ class S3Storage:
         self.s3.upload_file(local, bucket, key)
 
     def sync_up(self, local_dir: str, uri: str, seen: dict) -> None:
-        """Upload new or changed files; `seen` maps relpath -> (size, mtime) already uploaded."""
+        """Upload new or changed files and delete removed ones (as SageMaker's checkpoint sync)."""
         bucket, prefix = split_uri(uri)
         prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-        current = {}
-        for dirpath, _, files in os.walk(local_dir):
-            for name in files:
-                full = os.path.join(dirpath, name)
-                st = os.stat(full)
-                rel = os.path.relpath(full, local_dir).replace(os.sep, "/")
-                current[rel] = (st.st_size, st.st_mtime_ns)
-                if seen.get(rel) != current[rel]:
-                    self.s3.upload_file(full, bucket, prefix + rel)
-        for rel in set(seen) - set(current):  # deleted locally: deleted in S3 too (contract 1.4)
+        changed, removed = scan_changes(local_dir, seen)
+        for rel in changed:
+            self.s3.upload_file(os.path.join(local_dir, rel), bucket, prefix + rel)
+        for rel in removed:
             self.s3.delete_object(Bucket=bucket, Key=prefix + rel)
-        seen.clear()
-        seen.update(current)
+
+
+def scan_changes(local_dir: str, seen: dict) -> tuple:
+    """(changed, removed) relative paths since `seen` (relpath -> (size, mtime_ns)), which is
+    updated to the folder's current state."""
+    current = {}
+    for dirpath, _, files in os.walk(local_dir):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            st = os.stat(full)
+            current[os.path.relpath(full, local_dir).replace(os.sep, "/")] = (st.st_size, st.st_mtime_ns)
+    changed = sorted(rel for rel, stamp in current.items() if seen.get(rel) != stamp)
+    removed = sorted(set(seen) - set(current))
+    seen.clear()
+    seen.update(current)
+    return changed, removed
 
 
 @dataclass
@@ -88,10 +96,6 @@ class Outcome:
     failure_reason: str = None
     training_seconds: int = 0
     secondary: str = None
-
-
-def _local(root: str, path: str) -> str:
-    return root + path[len("/opt/ml"):] if path == "/opt/ml" or path.startswith("/opt/ml/") else path
 
 
 def write_config(layout, request: dict, host: str, hosts: list) -> None:
@@ -191,7 +195,7 @@ class LocalJob:
         write_config(layout, self.request, host, hosts)
         checkpoint = self.request.get("CheckpointConfig")
         if checkpoint:
-            local = _local(layout.root, checkpoint.get("LocalPath") or contract.DEFAULT_CHECKPOINT_PATH)
+            local = contract.rebase(checkpoint.get("LocalPath") or contract.DEFAULT_CHECKPOINT_PATH, layout.root)
             os.makedirs(local, exist_ok=True)
             self.storage.fetch(checkpoint["S3Uri"].rstrip("/") + "/", local)
 
@@ -199,8 +203,8 @@ class LocalJob:
         entry = self.request["AlgorithmSpecification"].get("ContainerEntrypoint")
         if not entry:
             raise RuntimeError("local execution needs AlgorithmSpecification.ContainerEntrypoint")
-        command = [_local(layout.root, part) for part in entry]
-        command += [_local(layout.root, part) for part in self.request["AlgorithmSpecification"].get(
+        command = [contract.rebase(part, layout.root) for part in entry]
+        command += [contract.rebase(part, layout.root) for part in self.request["AlgorithmSpecification"].get(
             "ContainerArguments", [])]
         if command[0] in ("python3", "python"):
             command[0] = sys.executable  # this machine's interpreter plays the image's python3
@@ -227,7 +231,7 @@ class LocalJob:
         checkpoint = self.request.get("CheckpointConfig")
         if not checkpoint:
             return
-        local = _local(self.layout(host).root, checkpoint.get("LocalPath") or contract.DEFAULT_CHECKPOINT_PATH)
+        local = contract.rebase(checkpoint.get("LocalPath") or contract.DEFAULT_CHECKPOINT_PATH, self.layout(host).root)
         if os.path.isdir(local):
             self.storage.sync_up(local, checkpoint["S3Uri"], seen)
 

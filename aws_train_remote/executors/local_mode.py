@@ -14,6 +14,7 @@ import sys
 
 from ..errors import JobFailed
 from ..paths import cache_root
+from .local_job import scan_changes
 
 LOCAL_ACCOUNT = "000000000000"
 
@@ -59,23 +60,15 @@ class MirrorStorage:
 
     def sync_up(self, local_dir: str, uri: str, seen: dict) -> None:
         target = self._path(uri.rstrip("/") + "/")
-        current = {}
-        for dirpath, _, files in os.walk(local_dir):
-            for name in files:
-                full = os.path.join(dirpath, name)
-                st = os.stat(full)
-                rel = os.path.relpath(full, local_dir)
-                current[rel] = (st.st_size, st.st_mtime_ns)
-                if seen.get(rel) != current[rel]:
-                    os.makedirs(os.path.dirname(os.path.join(target, rel)), exist_ok=True)
-                    shutil.copy2(full, os.path.join(target, rel))
-        for rel in set(seen) - set(current):
+        changed, removed = scan_changes(local_dir, seen)
+        for rel in changed:
+            os.makedirs(os.path.dirname(os.path.join(target, rel)), exist_ok=True)
+            shutil.copy2(os.path.join(local_dir, rel), os.path.join(target, rel))
+        for rel in removed:
             try:
                 os.remove(os.path.join(target, rel))
             except FileNotFoundError:
                 pass
-        seen.clear()
-        seen.update(current)
 
 
 def run_local(spec, environ, out=None) -> int:

@@ -2,11 +2,8 @@
 from __future__ import annotations
 
 from ..aws.jobs import summary_lines
+from ..aws.session import error_code
 from ..errors import AwsError, UsageError
-
-
-def _code(err) -> str:
-    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
 
 
 def describe(sm, job: str) -> dict:
@@ -15,7 +12,7 @@ def describe(sm, job: str) -> dict:
     try:
         return sm.describe_training_job(TrainingJobName=job)
     except ClientError as err:
-        if _code(err) in ("ValidationException", "ResourceNotFound"):
+        if error_code(err) in ("ValidationException", "ResourceNotFound"):
             raise UsageError("JOB", job, "no such training job in this account and region",
                              "check the name with `aws-train-remote list` and --region") from None
         raise AwsError(f"DescribeTrainingJob failed: {err}") from None

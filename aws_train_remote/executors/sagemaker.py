@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from ..aws.session import error_code
 from ..errors import AwsError, JobFailed, UsageError
 from ..paths import cache_root
 
@@ -23,9 +24,6 @@ class Launched:
     report: object
     region: str
 
-
-def _code(err) -> str:
-    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
 
 
 def account_id(session) -> str:
@@ -50,10 +48,10 @@ def resolve_role(iam, role: str, account: str) -> str:
     try:
         return iam.get_role(RoleName=role)["Role"]["Arn"]
     except ClientError as err:
-        if _code(err) == "NoSuchEntity":
+        if error_code(err) == "NoSuchEntity":
             raise UsageError("--sagemaker-role", role, f"no such IAM role in account {account}",
                              "create a SageMaker execution role, or pass the ARN of an existing one") from None
-        if _code(err) in ("AccessDenied", "AccessDeniedException"):
+        if error_code(err) in ("AccessDenied", "AccessDeniedException"):
             return f"arn:aws:iam::{account}:role/{role}"
         raise
 
@@ -117,7 +115,7 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
             sm.create_training_job(**request)
             break
         except ClientError as err:
-            if _code(err) == "ResourceInUse" and not spec.job_name and attempt + 1 < MAX_NAME_ATTEMPTS:
+            if error_code(err) == "ResourceInUse" and not spec.job_name and attempt + 1 < MAX_NAME_ATTEMPTS:
                 import datetime
 
                 name = unique_job_name(spec.base_job_name, datetime.datetime.now(datetime.timezone.utc), rand())

@@ -111,7 +111,7 @@ def main(environ=None) -> int:
         argv = launch.remap_argv(contract.decode_argv(raw_hps), paths, layout)
     else:  # a job not launched by aws-train-remote: arguments exactly as the toolkit builds them
         argv = launch.toolkit_args(environment.user_hyperparameters(raw_hps))
-    checkpoint_path = launch.container_path(layout, paths.get("checkpoint_path") or layout.checkpoint_dir)
+    checkpoint_path = contract.rebase(paths.get("checkpoint_path") or layout.checkpoint_dir, layout.root)
     os.makedirs(checkpoint_path, exist_ok=True)
     instance_type = resource.get("current_instance_type", "local")
     gpus, neurons = devices.num_gpus(), devices.num_neurons(instance_type)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
+from .. import contract
+
 MASTER_PORT = "7777"
 # EFA-capable types get FI_PROVIDER=efa; the RDMA ones also the device-RDMA switches.
 EFA_TYPES = {"ml.g4dn.8xlarge", "ml.g4dn.12xlarge", "ml.g5.48xlarge", "ml.p3dn.24xlarge", "ml.p4d.24xlarge",
@@ -20,13 +22,6 @@ class LaunchPlan:
     command: list
     env: dict = field(default_factory=dict)
     torchrun: bool = False
-
-
-def container_path(layout, path: str) -> str:
-    """An /opt/ml path from the request, under this host's root (tests and local mode move it)."""
-    if layout.root != "/opt/ml" and (path == "/opt/ml" or path.startswith("/opt/ml/")):
-        return layout.root + path[len("/opt/ml"):]
-    return path
 
 
 def remap_argv(argv: list, paths: dict, layout) -> list:
@@ -47,7 +42,7 @@ def remap_argv(argv: list, paths: dict, layout) -> list:
     if paths.get("output"):
         front += [paths["output"], layout.output_data_dir]
     if paths.get("checkpoint"):
-        front += [paths["checkpoint"], container_path(layout, paths.get("checkpoint_path") or layout.checkpoint_dir)]
+        front += [paths["checkpoint"], contract.rebase(paths.get("checkpoint_path") or layout.checkpoint_dir, layout.root)]
     for flag, rel in sorted((paths.get("dependencies") or {}).items()):
         front += [flag, os.path.join(layout.code_dir, rel)]
     if paths.get("run"):
