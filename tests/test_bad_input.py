@@ -53,6 +53,7 @@ CASES = [
     ([*REMOTE, "--checkpoint-initial", "no-such-dir"], "--checkpoint-initial=no-such-dir: no such local file"),
     ([*REMOTE, "--sagemaker-config", "missing.yaml"], "--sagemaker-config=missing.yaml: no such file"),
     ([*REMOTE, "--note", "x" * 2600], "--note=xxxxxxxx"),
+    ([*REMOTE, "--sagemaker-simulate-interruption", "5"], "--sagemaker-simulate-interruption=5: only applies to"),
 ]
 
 

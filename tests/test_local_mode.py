@@ -53,3 +53,15 @@ def test_local_job_failure_exit_status(tmp_path):
     result = run_python(["train.py", "--sagemaker-run", "local"], cwd=tmp_path)
     assert result.returncode == 1
     assert "ended Failed: AlgorithmError: RuntimeError: boom in local mode" in result.stderr
+
+
+def test_simulated_spot_interruption_resumes_from_the_checkpoint(tmp_path):
+    result = local("--epochs", "8", "--sleep", "0.3", "--sagemaker-spot", "--sagemaker-simulate-interruption", "1",
+                   "--sagemaker-base-job-name", "spot-sim", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "status: Interrupted - Simulated spot interruption" in out
+    stopped = next(line for line in out.splitlines() if "stopping after epoch" in line)
+    epoch = int(stopped.split("stopping after epoch ")[1].split(";")[0])
+    assert f"[algo-1] resumed from checkpoint epoch {epoch}" in out
+    assert "[algo-1] epoch=8 " in out and "Completed: spot-sim-" in out

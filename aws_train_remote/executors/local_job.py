@@ -243,20 +243,22 @@ class LocalJob:
                 tar.add(full, arcname=os.path.relpath(full, root))
         return bool(files)
 
-    def run(self) -> Outcome:
-        start = self.clock()
-        hosts = self.hosts()
-        self.on_status("Starting", "Preparing the instances for training")
-        try:
-            for host in hosts:
-                self._stage(host, hosts)
-        except Exception as err:  # noqa: BLE001 - any staging failure fails the job, like SageMaker
-            return Outcome("Failed", f"ClientError: could not stage the job's data: {err}"[:1024], 0, "Failed")
-        self.on_status("Training", "Training image download completed. Training in progress.")
-        results = {}
+    def _signal_all(self, signum) -> None:
+        with self._lock:
+            procs = list(self.procs.values())
+        for proc in procs:
+            try:
+                os.killpg(proc.pid, signum)
+            except ProcessLookupError:
+                pass
+
+    def _train(self, hosts: list, start: float, interrupt_after) -> tuple:
+        """Run every host to its end; (exit codes by host, whether a simulated interruption hit)."""
+        results, interrupted = {}, False
         threads = [threading.Thread(target=self._run_host, args=(h, hosts, results), daemon=True) for h in hosts]
         for thread in threads:
             thread.start()
+        began = self.clock()
         max_run = self.request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
         seen = {h: {} for h in hosts}
         last_sync = self.clock()
@@ -265,11 +267,35 @@ class LocalJob:
                 thread.join(timeout=0.2)
             if max_run and self.clock() - start > max_run and self.stop_reason is None:
                 self.stop("MaxRuntimeExceeded")
+            if interrupt_after and not interrupted and self.clock() - began >= interrupt_after:
+                interrupted = True  # as a spot reclaim: SIGTERM now, the instances are gone after
+                self._signal_all(signal.SIGTERM)
             if self.clock() - last_sync >= CHECKPOINT_SYNC_SECONDS:
                 last_sync = self.clock()
-                for host in hosts[:1]:
-                    self._checkpoint_sync(host, seen[host])
+                self._checkpoint_sync(hosts[0], seen[hosts[0]])
         self._checkpoint_sync(hosts[0], seen[hosts[0]])
+        return results, interrupted and self.stop_reason is None
+
+    def run(self, interrupt_after=None) -> Outcome:
+        """Run the job; `interrupt_after` seconds into training, simulate one spot interruption:
+        SIGTERM to every host, checkpoints kept, the job staged afresh and restarted."""
+        start = self.clock()
+        hosts = self.hosts()
+        while True:
+            self.on_status("Starting", "Preparing the instances for training")
+            try:
+                for host in hosts:
+                    shutil.rmtree(os.path.join(self.workdir, host), ignore_errors=True)
+                    self._stage(host, hosts)
+            except Exception as err:  # noqa: BLE001 - any staging failure fails the job, like SageMaker
+                return Outcome("Failed", f"ClientError: could not stage the job's data: {err}"[:1024], 0, "Failed")
+            self.on_status("Training", "Training image download completed. Training in progress.")
+            results, interrupted = self._train(hosts, start, interrupt_after)
+            if not interrupted:
+                break
+            interrupt_after = None
+            self.on_status("Interrupted", "Simulated spot interruption: instances reclaimed, checkpoints kept; "
+                                          "restarting")
         seconds = max(1, int(round(self.clock() - start)))
         self.on_status("Uploading", "Uploading generated training model")
         output = self.request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{self.name}/output/"

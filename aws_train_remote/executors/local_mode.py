@@ -103,7 +103,7 @@ def run_local(spec, environ, out=None) -> int:
                                                       printer.flush()), env=environ)
     printer.info(f"local job: {spec.job_name} ({spec.instance_count} x {spec.instance_type} emulated here)")
     try:
-        outcome = job.run()
+        outcome = job.run(interrupt_after=spec.simulate_interruption)
     except KeyboardInterrupt:
         job.stop("Stopped")
         raise

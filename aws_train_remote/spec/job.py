@@ -82,6 +82,7 @@ class JobSpec:
     distribution: str
     nproc_per_node: int
     neuron_parallel_compile: bool
+    simulate_interruption: int  # seconds, local mode only; None: no simulated interruption
     bucket: str  # None: sagemaker-<region>-<account>, known only after an STS call
     prefix: str
     output_s3: str  # None: derived from bucket/prefix
@@ -211,6 +212,9 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         _need(max_wait <= 2 * MAX_RUN_LIMIT, "--sagemaker-max-wait", max_wait, "too long",
               f"use at most {2 * MAX_RUN_LIMIT} seconds")
 
+    if v.get("simulate_interruption") is not None and v["run"] != "local":
+        raise UsageError("--sagemaker-simulate-interruption", v["simulate_interruption"],
+                         "only applies to --sagemaker-run local", "add --sagemaker-run local")
     checkpoint_s3 = _auto_s3("--sagemaker-checkpoint-s3", v["checkpoint_s3"])
     if spot and checkpoint_s3 == "none" and not v["spot_force"]:
         raise UsageError("--sagemaker-checkpoint-s3", "none", "a spot job without a checkpoint location "
@@ -364,7 +368,8 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         max_run=max_run, spot=spot, max_wait=max_wait if spot else None, max_retries=v["max_retries"],
         keep_alive=v["keep_alive"], environment=environment, tags=tags, metrics=metrics,
         distribution=v["distribution"], nproc_per_node=v.get("nproc_per_node"),
-        neuron_parallel_compile=v["neuron_parallel_compile"], bucket=bucket, prefix=prefix,
+        neuron_parallel_compile=v["neuron_parallel_compile"], simulate_interruption=v.get("simulate_interruption"),
+        bucket=bucket, prefix=prefix,
         output_s3=output_s3, checkpoint_s3=checkpoint_s3, checkpoint_container=checkpoint_container,
         checkpoint_initial=checkpoint_initial, neuron_cache=neuron_cache, download=v["download"],
         kms_key=v.get("kms_key"), volume_kms_key=v.get("volume_kms_key"), subnets=subnets,

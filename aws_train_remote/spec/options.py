@@ -139,6 +139,9 @@ OPTIONS = (
       default="auto", choices=("auto", "none", "torchrun")),
     Opt("sagemaker-nproc-per-node", JOB, "torchrun processes per instance (default: GPUs, else "
       "NeuronCores, else 1)", kind="int"),
+    Opt("sagemaker-simulate-interruption", JOB, "--sagemaker-run local only: after this long in training, "
+        "simulate a spot interruption (SIGTERM, checkpoints kept, job restarted) to test resume logic",
+        kind="duration"),
     Opt("sagemaker-neuron-parallel-compile", JOB, "Trainium: run neuron_parallel_compile before "
       "training to fill the compile cache", kind="bool", default=False),
     # storage
