@@ -24,7 +24,9 @@ NEURON_CACHE_CHANNEL = "atr_neuron_cache"
 RESERVED_CHANNELS = (DRIVER_CHANNEL, CODE_CHANNEL, NEURON_CACHE_CHANNEL)
 
 # The runtime travels as one zip application in the driver channel; python3 runs it by path.
+# Each channel is a folder-like prefix holding one object, so where the file lands is certain.
 DRIVER_FILE = "atr.pyz"
+BUNDLE_FILE = "sourcedir.tar.gz"
 DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
 
 # Hyperparameters of our own start with "sagemaker_" so that, as with the SDK's own keys,

@@ -83,7 +83,7 @@ def run_local(spec, environ, out=None) -> int:
     plan = build_upload_plan(spec, cache)
     bucket = spec.bucket or "local"
     request = build_request(spec, plan, account=LOCAL_ACCOUNT, bucket=bucket)
-    sources = {f"s3://{bucket}/{plan.code.key}": plan.code.local,
+    sources = {f"s3://{bucket}/{plan.code.key.rsplit('/', 1)[0]}/": (plan.code.local, plan.code.relpath),
                f"s3://{bucket}/{plan.driver.key.rsplit('/', 1)[0]}/": (plan.driver.local, plan.driver.relpath)}
     for item, planned in zip([i for i in spec.inputs if not i.is_s3], plan.inputs):
         local = (item.location, planned.files[0].relpath) if planned.single_file else item.location

@@ -141,7 +141,7 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None) -> 
 
     channels = [
         _channel(contract.DRIVER_CHANNEL, _uri(bucket, plan.driver.key.rsplit("/", 1)[0] + "/")),
-        _channel(contract.CODE_CHANNEL, _uri(bucket, plan.code.key)),
+        _channel(contract.CODE_CHANNEL, _uri(bucket, plan.code.key.rsplit("/", 1)[0] + "/")),
     ]
     uploaded = {item.name: item for item in plan.inputs}
     for item in spec.inputs:

@@ -1,6 +1,6 @@
 """The upload plan: every object a launch needs in S3, named by content.
 
-- code:    <prefix>/code/<sha256 of the bundle>.tar.gz
+- code:    <prefix>/code/<sha256 of the bundle>/sourcedir.tar.gz
 - driver:  <prefix>/driver/<sha256>/atr.pyz, the runtime as a zip application (once per version)
 - inputs:  <prefix>/inputs/<manifest hash>/<relative path>, and the manifest
            <prefix>/manifests/<manifest hash>.json, written last: a prefix whose manifest
@@ -178,8 +178,8 @@ def build_upload_plan(spec, cache_dir: str, hash_file=sha256_file) -> UploadPlan
         digest = source.write_bundle(selection.files, out)
     bundle_path = os.path.join(bundle_dir, f"{digest}.tar.gz")
     os.replace(tmp, bundle_path)
-    code = PlannedFile(bundle_path, f"{digest}.tar.gz", os.path.getsize(bundle_path), digest,
-                       _key(spec.prefix, "code", f"{digest}.tar.gz"))
+    code = PlannedFile(bundle_path, contract.BUNDLE_FILE, os.path.getsize(bundle_path), digest,
+                       _key(spec.prefix, "code", digest, contract.BUNDLE_FILE))
     driver = plan_driver(spec.prefix, bundle_dir)
     inputs = tuple(plan_input(i.name, i.location, spec.prefix, hash_file) for i in spec.inputs if not i.is_s3)
     return UploadPlan(code, driver, inputs, selection.skipped,

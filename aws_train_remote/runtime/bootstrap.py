@@ -47,7 +47,8 @@ def prepare_code(layout) -> None:
     if os.listdir(layout.code_dir):
         log(f"{layout.code_dir} is not empty; using the code already there")
         return
-    bundles = sorted(glob.glob(os.path.join(layout.channel_dir(contract.CODE_CHANNEL), "*.tar.gz")))
+    bundles = sorted(glob.glob(os.path.join(layout.channel_dir(contract.CODE_CHANNEL), "**", "*.tar.gz"),
+                               recursive=True))
     if not bundles:
         raise SetupError(f"no code bundle in {layout.channel_dir(contract.CODE_CHANNEL)}")
     try:
