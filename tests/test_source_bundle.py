@@ -8,7 +8,14 @@ import pytest
 
 from aws_train_remote.errors import UsageError
 from aws_train_remote.plan import ignore
-from aws_train_remote.plan.source import LARGE_BUNDLE_BYTES, Selection, SourceFile, bundle_warnings, select_files, write_bundle
+from aws_train_remote.plan.source import (
+    LARGE_BUNDLE_BYTES,
+    Selection,
+    SourceFile,
+    bundle_warnings,
+    select_files,
+    write_bundle,
+)
 
 
 def tree(root, files):

@@ -5,9 +5,10 @@ import os
 import subprocess
 import sys
 
+from conftest import run_python, write_script
+
 from aws_train_remote.aws.s3 import Progress
 from aws_train_remote.plan import hashcache
-from conftest import run_python, write_script
 
 
 def test_hash_cache_skips_unchanged_files(tmp_path, monkeypatch):

@@ -42,7 +42,8 @@ def remap_argv(argv: list, paths: dict, layout) -> list:
     if paths.get("output"):
         front += [paths["output"], layout.output_data_dir]
     if paths.get("checkpoint"):
-        front += [paths["checkpoint"], contract.rebase(paths.get("checkpoint_path") or layout.checkpoint_dir, layout.root)]
+        checkpoint = paths.get("checkpoint_path") or layout.checkpoint_dir
+        front += [paths["checkpoint"], contract.rebase(checkpoint, layout.root)]
     for flag, rel in sorted((paths.get("dependencies") or {}).items()):
         front += [flag, os.path.join(layout.code_dir, rel)]
     if paths.get("run"):

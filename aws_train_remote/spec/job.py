@@ -252,7 +252,8 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
           "pass --sagemaker-role NAME_OR_ARN, or set role: in aws-train-remote.yaml, or "
           "SageMaker.TrainingJob.RoleArn in ~/.config/sagemaker/config.yaml")
     _need(bool(ROLE_ARN.match(role) or ROLE_NAME.match(role)), "--sagemaker-role", role,
-          "neither a role name nor a role ARN", "use e.g. MySageMakerRole or arn:aws:iam::123456789012:role/MySageMakerRole")
+          "neither a role name nor a role ARN",
+          "use e.g. MySageMakerRole or arn:aws:iam::123456789012:role/MySageMakerRole")
 
     image = v.get("image")
     if not image:
@@ -346,8 +347,9 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         _need(os.path.isdir(folder), flag, raw, "no such folder", "give the folder of the Python package")
         dependencies.append(DependencySpec(name, folder, flag))
     channel_count = len(inputs) + 2 + (1 if images.is_trainium(instance) and neuron_cache != "none" else 0)
+    room = contract.CHANNEL_LIMIT - channel_count + len(inputs)
     _need(channel_count <= contract.CHANNEL_LIMIT, "inputs", len(inputs), "too many input channels",
-          f"SageMaker allows {contract.CHANNEL_LIMIT} channels, {contract.CHANNEL_LIMIT - channel_count + len(inputs)} of them for inputs")
+          f"SageMaker allows {contract.CHANNEL_LIMIT} channels, {room} of them for inputs")
 
     hyperparameters = []
     for dest in user_dests:

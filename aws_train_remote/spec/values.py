@@ -109,7 +109,8 @@ def split_s3_uri(uri: str) -> tuple:
     """('bucket', 'key/prefix') for a well-formed s3:// URI, else ValueError."""
     match = _S3.match(uri)
     if not match or ".." in match.group(1):
-        raise ValueError("expected s3://bucket/key with a valid bucket name (3-63 lower-case letters, digits, dots, hyphens)")
+        raise ValueError("expected s3://bucket/key with a valid bucket name "
+                         "(3-63 lower-case letters, digits, dots, hyphens)")
     return match.group(1), (match.group(2) or "/")[1:]
 
 
