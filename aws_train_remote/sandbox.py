@@ -92,6 +92,8 @@ class FaultInjector:
             entry = {"op": op, "injected": bool(rule and rule.get("status")), "bytes": size}
             if op.startswith("SageMaker."):
                 entry["body"] = json.loads(body or b"{}")
+            if op.startswith("s3."):
+                entry["owner"] = environ.get("HTTP_X_AMZ_EXPECTED_BUCKET_OWNER")
             self.log.append(entry)
         if rule and rule.get("delay"):
             time.sleep(rule["delay"])

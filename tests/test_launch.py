@@ -73,6 +73,8 @@ def test_request_on_the_wire_equals_the_dry_run(project, aws):
 def test_uploads_are_content_addressed_and_relaunch_sends_nothing(project, aws):
     first = launch(project)
     assert "uploads: " in first.stdout
+    writes = [c for c in aws.calls() if c["op"] in ("s3.PutObject", "s3.HeadObject", "s3.HeadBucket")]
+    assert writes and all(c["owner"] == "123456789012" for c in writes)  # ExpectedBucketOwner on every call
     code = keys("aws-train-remote/code/")
     assert len(code) == 1 and code[0].endswith(".tar.gz")
     inputs = keys("aws-train-remote/inputs/")

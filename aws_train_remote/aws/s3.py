@@ -83,11 +83,11 @@ class ObjectIndex:
 
 
 
-def object_exists(s3, bucket: str, key: str) -> bool:
+def object_exists(s3, bucket: str, key: str, owner: str = None) -> bool:
     from botocore.exceptions import ClientError
 
     try:
-        s3.head_object(Bucket=bucket, Key=key)
+        s3.head_object(Bucket=bucket, Key=key, **({"ExpectedBucketOwner": owner} if owner else {}))
         return True
     except ClientError as err:
         if error_code(err) in ("404", "NoSuchKey", "NotFound"):
@@ -124,9 +124,10 @@ def ensure_bucket(s3, bucket: str, region: str, account: str, created_by_default
 
 class Uploader:
     def __init__(self, s3, bucket: str, *, kms_key=None, index: ObjectIndex = None, max_concurrency=16,
-                 progress_stream=None):
+                 progress_stream=None, owner: str = None):
         self.s3 = s3
         self.bucket = bucket
+        self.owner = owner  # every call carries ExpectedBucketOwner: a bucket re-created by someone else fails
         self.kms_key = kms_key
         self.index = index
         self.max_concurrency = max_concurrency
@@ -136,23 +137,24 @@ class Uploader:
 
     @property
     def extra_args(self) -> dict:
+        extra = {"ExpectedBucketOwner": self.owner} if self.owner else {}
         if self.kms_key:
-            return {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": self.kms_key}
-        return {}
+            extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key)
+        return extra
 
     def upload_plan(self, plan) -> UploadReport:
         """Upload what is missing; inputs' manifests last. Raises on failure, leaving no manifest."""
         uploads, copies, manifests = [], [], []
-        if object_exists(self.s3, self.bucket, plan.code.key):
+        if object_exists(self.s3, self.bucket, plan.code.key, self.owner):
             self.report.files_present += 1
         else:
             uploads.append(plan.code)
-        if object_exists(self.s3, self.bucket, plan.driver.key):
+        if object_exists(self.s3, self.bucket, plan.driver.key, self.owner):
             self.report.files_present += 1
         else:
             uploads.append(plan.driver)
         for item in plan.inputs:
-            if object_exists(self.s3, self.bucket, item.manifest_key):
+            if object_exists(self.s3, self.bucket, item.manifest_key, self.owner):
                 self.report.files_present += len(item.files)
                 continue
             for f in item.files:

@@ -85,7 +85,7 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
     s3mod.ensure_bucket(s3, bucket, spec.region, account, created_by_default=spec.bucket is None)
 
     index = s3mod.ObjectIndex(os.path.join(cache, "objects", f"{bucket}.json"))
-    uploader = s3mod.Uploader(s3, bucket, kms_key=spec.kms_key, index=index)
+    uploader = s3mod.Uploader(s3, bucket, kms_key=spec.kms_key, index=index, owner=account)
     try:
         report = uploader.upload_plan(plan)
     except KeyboardInterrupt:
