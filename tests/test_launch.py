@@ -222,3 +222,15 @@ def test_cli_list_status_stop(project, aws):
     stop = run_python(["-m", "aws_train_remote.cli.main", "stop", "cli-job"], cwd=project)
     assert stop.stdout.strip() == "stopping cli-job"
     assert aws.job("cli-job").training_job_status == "Stopping"
+
+
+def test_name_collision_gets_a_fresh_name_unless_the_name_was_given(project, aws):
+    aws.inject(r"^SageMaker\.CreateTrainingJob$", status=400, code="ResourceInUse", times=1)
+    launch(project)
+    names = [c["body"]["TrainingJobName"] for c in aws.calls() if c["op"] == "SageMaker.CreateTrainingJob"]
+    assert len(names) == 2 and names[0] != names[1] and names[1].startswith("train-")
+    bodies = [c["body"] for c in aws.calls() if c["op"] == "SageMaker.CreateTrainingJob"]
+    assert bodies[1]["HyperParameters"]["sagemaker_job_name"] == json.dumps(names[1])
+    aws.inject(r"^SageMaker\.CreateTrainingJob$", status=400, code="ResourceInUse", times=1)
+    result = launch(project, "--sagemaker-job-name", "taken-name", check=False)
+    assert result.returncode == 1 and "ResourceInUse" in result.stderr

@@ -97,8 +97,8 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
     print(f"uploads: {report.files_uploaded} files sent ({report.bytes_uploaded / 1e6:.1f} MB), "
           f"{report.files_copied} copied in S3, {report.files_present} already there", file=out)
 
-    request = build_request(spec, plan, account=account, bucket=bucket, git=read_git_info(spec.source_dir))
-    request["RoleArn"] = role_arn
+    git = read_git_info(spec.source_dir)
+    request = build_request(spec, plan, account=account, bucket=bucket, git=git, role=role_arn)
     checkpoint = (request.get("CheckpointConfig") or {}).get("S3Uri")
     if spec.checkpoint_initial and checkpoint:
         dest = checkpoint.split("/", 3)[3]
@@ -115,12 +115,13 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
             sm.create_training_job(**request)
             break
         except ClientError as err:
-            if error_code(err) == "ResourceInUse" and not spec.job_name and attempt + 1 < MAX_NAME_ATTEMPTS:
+            if error_code(err) == "ResourceInUse" and not spec.explicit_job_name and attempt + 1 < MAX_NAME_ATTEMPTS:
+                import dataclasses
                 import datetime
 
                 name = unique_job_name(spec.base_job_name, datetime.datetime.now(datetime.timezone.utc), rand())
-                request["TrainingJobName"] = name
-                request["HyperParameters"]["sagemaker_job_name"] = f'"{name}"'
+                spec = dataclasses.replace(spec, job_name=name)  # a fresh name; the rest unchanged
+                request = build_request(spec, plan, account=account, bucket=bucket, git=git, role=role_arn)
                 continue
             raise AwsError(f"CreateTrainingJob failed: {err}") from None
     return Launched(request["TrainingJobName"], request, report, spec.region)

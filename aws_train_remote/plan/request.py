@@ -127,8 +127,9 @@ def build_tags(spec, git) -> list:
     return tags
 
 
-def build_request(spec, plan, *, account: str, bucket: str = None, git=None) -> dict:
-    """The exact create_training_job(**kwargs) for this spec and upload plan."""
+def build_request(spec, plan, *, account: str, bucket: str = None, git=None, role: str = None) -> dict:
+    """The exact create_training_job(**kwargs) for this spec and upload plan. `role`: the ARN
+    the launcher resolved (a role name may live under a path); default: built from the account."""
     bucket = bucket or spec.bucket or default_bucket(spec.region, account)
     entry = f"{contract.DEFAULT_ROOT}/input/data/{contract.DRIVER_CHANNEL}/{contract.DRIVER_FILE}"
     algorithm = {
@@ -166,7 +167,7 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None) -> 
 
     request = {
         "TrainingJobName": spec.job_name,
-        "RoleArn": role_arn(spec.role, account),
+        "RoleArn": role or role_arn(spec.role, account),
         "AlgorithmSpecification": algorithm,
         "HyperParameters": hyperparameters(spec, plan),
         "InputDataConfig": channels,

@@ -66,6 +66,7 @@ class JobSpec:
     profile: str
     job_name: str
     base_job_name: str
+    explicit_job_name: bool  # given by the user: a collision is an error, not a reason to rename
     role: str  # name or ARN as given; the launcher turns a name into an ARN
     image: str
     instance_type: str
@@ -365,7 +366,8 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
 
     return JobSpec(
         run=v["run"], wait=v["wait"], dry_run=v["dry_run"], stop_on_interrupt=v["stop_on_interrupt"],
-        region=region, profile=v.get("profile"), job_name=job_name, base_job_name=base, role=role,
+        region=region, profile=v.get("profile"), job_name=job_name, base_job_name=base,
+        explicit_job_name=bool(v.get("job_name")), role=role,
         image=image, instance_type=instance, instance_count=count, volume_size=v["volume_size"],
         max_run=max_run, spot=spot, max_wait=max_wait if spot else None, max_retries=v["max_retries"],
         keep_alive=v["keep_alive"], environment=environment, tags=tags, metrics=metrics,
