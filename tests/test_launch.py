@@ -234,3 +234,16 @@ def test_name_collision_gets_a_fresh_name_unless_the_name_was_given(project, aws
     aws.inject(r"^SageMaker\.CreateTrainingJob$", status=400, code="ResourceInUse", times=1)
     result = launch(project, "--sagemaker-job-name", "taken-name", check=False)
     assert result.returncode == 1 and "ResourceInUse" in result.stderr
+
+
+def test_unreachable_endpoint_is_one_line_not_a_traceback(project, monkeypatch):
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "x")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "x")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
+    result = launch(project, "--sagemaker-region", "us-east-1", check=False)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert "GetCallerIdentity failed" in result.stderr or "Could not connect" in result.stderr
+    listing = run_python(["-m", "aws_train_remote.cli.main", "list", "--region", "us-east-1"], cwd=project)
+    assert listing.returncode == 1 and "Traceback" not in listing.stderr

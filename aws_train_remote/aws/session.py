@@ -3,9 +3,11 @@ throttling and transient 5xx are retried with backoff; AWS_ENDPOINT_URL (honoure
 itself) points every client at a loopback server in tests and in the sandbox."""
 from __future__ import annotations
 
-from ..errors import MissingDependencyError
+import contextlib
 
-RETRY_ATTEMPTS = 8  # total attempts per call, standard mode (exponential backoff with jitter)
+from ..errors import AwsError, MissingDependencyError
+
+RETRY_ATTEMPTS = 6  # total attempts per call, standard mode (exponential backoff with jitter)
 
 
 def _boto3():
@@ -20,10 +22,15 @@ def _boto3():
 class AwsSession:
     """A boto3 session built lazily; clients cached per service."""
 
-    def __init__(self, profile=None, region=None, max_attempts=RETRY_ATTEMPTS):
+    def __init__(self, profile=None, region=None, max_attempts=None, environ=None):
+        import os
+
+        environ = os.environ if environ is None else environ
         self.profile = profile
         self.region = region
-        self.max_attempts = max_attempts
+        # the user's own AWS_MAX_ATTEMPTS / AWS_RETRY_MODE win, as they do for the AWS CLI
+        self.max_attempts = max_attempts or int(environ.get("AWS_MAX_ATTEMPTS") or RETRY_ATTEMPTS)
+        self.retry_mode = environ.get("AWS_RETRY_MODE") or "standard"
         self._session = None
         self._clients = {}
 
@@ -38,7 +45,7 @@ class AwsSession:
         if service not in self._clients:
             from botocore.config import Config
 
-            config = Config(retries={"mode": "standard", "total_max_attempts": self.max_attempts},
+            config = Config(retries={"mode": self.retry_mode, "total_max_attempts": self.max_attempts},
                             connect_timeout=10, read_timeout=60, max_pool_connections=32)
             self._clients[service] = self.boto.client(service, config=config)
         return self._clients[service]
@@ -51,3 +58,18 @@ class AwsSession:
 def error_code(err) -> str:
     """The AWS error code of a botocore ClientError ('' for anything else)."""
     return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+
+
+@contextlib.contextmanager
+def aws_failures_as_errors():
+    """Any botocore failure that escaped the retries becomes one AwsError line, not a traceback."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        yield
+    except ClientError as err:
+        operation = getattr(err, "operation_name", "AWS call")
+        raise AwsError(f"{operation} failed ({error_code(err)}): "
+                       f"{err.response.get('Error', {}).get('Message', err)}") from None
+    except BotoCoreError as err:
+        raise AwsError(f"{err}; check the network, region and credentials") from None

@@ -74,6 +74,13 @@ def run_sandbox(args) -> int:
 def run(args) -> int:
     if args.command == "sandbox":
         return run_sandbox(args)
+    from ..aws.session import aws_failures_as_errors
+
+    with aws_failures_as_errors():
+        return run_aws(args)
+
+
+def run_aws(args) -> int:
     import os
 
     from ..aws.session import AwsSession

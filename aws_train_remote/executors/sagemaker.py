@@ -25,7 +25,6 @@ class Launched:
     region: str
 
 
-
 def account_id(session) -> str:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
@@ -183,10 +182,14 @@ def download_model(s3, desc: dict, model_dir: str) -> int:
 
 
 def launch_and_follow(spec, environ, *, session=None, out=None, sleep=time.sleep) -> int:
-    from ..aws.session import AwsSession
+    from ..aws.session import AwsSession, aws_failures_as_errors
 
-    out = out if out is not None else sys.stdout
-    session = session or AwsSession(profile=spec.profile, region=spec.region)
+    with aws_failures_as_errors():
+        return _launch_and_follow(spec, environ, session or AwsSession(profile=spec.profile, region=spec.region),
+                                  out if out is not None else sys.stdout, sleep)
+
+
+def _launch_and_follow(spec, environ, session, out, sleep) -> int:
     launched = launch(spec, session, environ, out=out)
     print_started(launched.job_name, spec.region, out)
     if not spec.wait:
