@@ -20,11 +20,12 @@ def run_locally(main, namespace, definition, environ):
                  if is_s3_uri(getattr(namespace, name))]
     if s3_inputs:
         from ..aws.s3_cache import fetch_inputs
-        from ..aws.session import AwsSession
+        from ..aws.session import AwsSession, aws_failures_as_errors
         from ..paths import cache_root
 
         session = AwsSession(profile=namespace.sagemaker_profile, region=namespace.sagemaker_region)
-        local = fetch_inputs(session.client("s3"), s3_inputs, os.path.join(cache_root(environ), "s3"))
+        with aws_failures_as_errors():
+            local = fetch_inputs(session.client("s3"), s3_inputs, os.path.join(cache_root(environ), "s3"))
         for name, path in local.items():
             setattr(namespace, name, path)
     for name, _ in definition.dependencies:
