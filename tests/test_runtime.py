@@ -398,3 +398,19 @@ open(os.path.join(cache, "neuronxcc-2.0/MODULE_a/model.neff"), "w").write("neff"
     assert "1 new entries saved (boto3)" in result.stderr
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="cache-bucket")["Contents"]]
     assert keys == ["neuron-cache/base/neuronxcc-2.0/MODULE_a/model.neff"]
+
+
+def test_line_relay_units():
+    import io
+
+    from aws_train_remote.runtime.process import MAX_LINE, LineRelay
+
+    clock = iter([0.0, 1.0, 6.0, 7.0, 20.0]).__next__
+    out = io.StringIO()
+    relay = LineRelay(out, clock=clock)
+    relay.feed(b"a\r\nb\n10%\r20%\r")
+    relay.feed(b"30%\r40%\rdone\nx" + b"y" * (MAX_LINE + 5))
+    relay.close()
+    lines = out.getvalue().split("\n")
+    assert lines[:5] == ["a", "b", "10%", "30%", "done"]  # 20% and 40% fell inside the 5 s window
+    assert len(lines[5]) == MAX_LINE and lines[6] == "y" * 6

@@ -13,6 +13,7 @@ import threading
 import time
 
 PROGRESS_EVERY = 5.0  # seconds between lines of one carriage-return progress bar
+MAX_LINE = 64 * 1024  # output with no line break is cut into lines of this size
 GRACE_SECONDS = 30.0
 
 
@@ -40,6 +41,10 @@ class LineRelay:
         while True:
             nl, cr = self.buffer.find(b"\n"), self.buffer.find(b"\r")
             if nl == -1 and cr == -1:
+                if len(self.buffer) > MAX_LINE:  # a CloudWatch event holds 256 KB at most
+                    segment, self.buffer = self.buffer[:MAX_LINE], self.buffer[MAX_LINE:]
+                    self._emit(segment)
+                    continue
                 return
             if cr != -1 and (nl == -1 or cr < nl):
                 if cr + 1 < len(self.buffer) and self.buffer[cr + 1:cr + 2] == b"\n":  # CRLF
