@@ -116,6 +116,13 @@ class Layout:
         return self._p("input", "config", name)
 
 
+def split_s3(uri: str) -> tuple:
+    """('bucket', 'key') of an s3:// URI already known to be well formed (validation lives in
+    spec.values.split_s3_uri, for user input)."""
+    bucket, _, key = uri[len("s3://"):].partition("/")
+    return bucket, key
+
+
 def rebase(path: str, root: str) -> str:
     """An /opt/ml path from a request, under another root (local mode, the sandbox, tests)."""
     if root != DEFAULT_ROOT and (path == DEFAULT_ROOT or path.startswith(DEFAULT_ROOT + "/")):

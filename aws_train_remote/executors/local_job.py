@@ -26,11 +26,6 @@ CHECKPOINT_SYNC_SECONDS = 10.0
 STOP_GRACE_SECONDS = 20.0
 
 
-def split_uri(uri: str) -> tuple:
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    return bucket, key
-
-
 class S3Storage:
     """Channel data in and artifacts out, through a boto3 S3 client."""
 
@@ -40,7 +35,7 @@ class S3Storage:
     def fetch(self, uri: str, dest: str) -> int:
         """Every object under `uri` into `dest`, keyed relative to the URI's folder (as SageMaker's
         File mode does: an exact object key lands as its file name)."""
-        bucket, key = split_uri(uri)
+        bucket, key = contract.split_s3(uri)
         if not key or key.endswith("/"):
             base = key
         else:  # an exact object key: it lands under its own name
@@ -60,12 +55,12 @@ class S3Storage:
         return count
 
     def put(self, local: str, uri: str) -> None:
-        bucket, key = split_uri(uri)
+        bucket, key = contract.split_s3(uri)
         self.s3.upload_file(local, bucket, key)
 
     def sync_up(self, local_dir: str, uri: str, seen: dict) -> None:
         """Upload new or changed files and delete removed ones (as SageMaker's checkpoint sync)."""
-        bucket, prefix = split_uri(uri)
+        bucket, prefix = contract.split_s3(uri)
         prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
         changed, removed = scan_changes(local_dir, seen)
         for rel in changed:
@@ -159,20 +154,11 @@ class LocalJob:
         """StopTrainingJob: SIGTERM to every host's process group; SIGKILL after a grace period."""
         with self._lock:
             self.stop_reason = self.stop_reason or reason
-            procs = list(self.procs.values())
-        for proc in procs:
-            try:
-                os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
+        self._signal_all(signal.SIGTERM)
 
         def kill_later():
             time.sleep(STOP_GRACE_SECONDS)
-            for proc in procs:
-                try:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
+            self._signal_all(signal.SIGKILL)
 
         threading.Thread(target=kill_later, daemon=True).start()
 

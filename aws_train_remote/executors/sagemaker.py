@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass
 
 from ..aws.session import error_code
+from ..contract import split_s3
 from ..errors import AwsError, JobFailed, UsageError
 from ..paths import cache_root
 
@@ -100,12 +101,12 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
     request = build_request(spec, plan, account=account, bucket=bucket, git=git, role=role_arn)
     checkpoint = (request.get("CheckpointConfig") or {}).get("S3Uri")
     if spec.checkpoint_initial and checkpoint:
-        dest = checkpoint.split("/", 3)[3]
-        count = s3mod.seed_prefix(s3, checkpoint.split("/")[2], dest, spec.checkpoint_initial, spec.kms_key)
+        dest_bucket, dest = split_s3(checkpoint)
+        count = s3mod.seed_prefix(s3, dest_bucket, dest, spec.checkpoint_initial, spec.kms_key)
         print(f"checkpoint location seeded with {count} files from {spec.checkpoint_initial}", file=out)
     cache_uri = neuron_cache_uri(spec, bucket)
     if cache_uri:
-        cache_bucket, cache_key = cache_uri[5:].split("/", 1)
+        cache_bucket, cache_key = split_s3(cache_uri)
         s3mod.put_marker(s3, cache_bucket, cache_key + ".atr-cache-marker", spec.kms_key)
 
     sm = session.client("sagemaker")
@@ -171,7 +172,7 @@ def download_model(s3, desc: dict, model_dir: str) -> int:
     uri = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
     if not uri:
         raise AwsError(f"{desc.get('TrainingJobName')}: no model artifacts recorded")
-    bucket, key = uri[5:].split("/", 1)
+    bucket, key = split_s3(uri)
     with tempfile.TemporaryDirectory() as tmp:
         local = os.path.join(tmp, "model.tar.gz")
         s3.download_file(bucket, key, local)

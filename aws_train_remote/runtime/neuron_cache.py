@@ -77,7 +77,7 @@ def save(local_cache: str, before: dict, s3_uri: str, checkpoint_path: str) -> t
     except ImportError:
         boto3 = None
     if boto3 is not None and s3_uri:
-        bucket, _, prefix = s3_uri[len("s3://"):].partition("/")
+        bucket, prefix = contract.split_s3(s3_uri)
         s3 = boto3.client("s3")
         for rel in new:
             s3.upload_file(os.path.join(local_cache, rel), bucket, prefix + rel.replace(os.sep, "/"))
