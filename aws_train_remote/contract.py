@@ -14,6 +14,11 @@ from dataclasses import dataclass
 DEFAULT_ROOT = "/opt/ml"
 ROOT_ENV = "SAGEMAKER_BASE_DIR"  # the variable SageMaker's own training toolkit honours
 
+# Environment of the job: where the runtime saves new Neuron compile-cache entries, and (local
+# mode and the sandbox only, where algo-N do not resolve) the address torchrun's master uses.
+NEURON_CACHE_S3_ENV = "ATR_NEURON_CACHE_S3"
+MASTER_ADDR_OVERRIDE_ENV = "ATR_MASTER_ADDR_OVERRIDE"
+
 # Set by the bootstrap for the script: training_main then skips config files (the run is
 # already decided by the argv, and the image may lack PyYAML).
 IN_CONTAINER_ENV = "AWS_TRAIN_REMOTE_IN_CONTAINER"
@@ -41,7 +46,6 @@ HP_NPROC = "sagemaker_mpi_num_of_processes_per_host"
 HP_DISTRIBUTION = "sagemaker_atr_distribution"
 HP_DEPENDENCIES = "sagemaker_atr_dependencies"
 HP_REQUIREMENTS = "sagemaker_atr_requirements"
-HP_NEURON_CACHE = "sagemaker_atr_neuron_cache"
 
 HP_VALUE_LIMIT = 2500  # CreateTrainingJob: each HyperParameters value <= 2500 characters
 HP_COUNT_LIMIT = 100
@@ -130,9 +134,21 @@ def rebase(path: str, root: str) -> str:
     return path
 
 
-def encode_hyperparameter(value) -> str:
-    """As the SageMaker SDK does: JSON for everything, so the toolkit's json.loads restores types."""
-    return json.dumps(value)
+def encode_hyperparameter(value, compact: bool = False) -> str:
+    """As the SageMaker SDK does: JSON for everything, so the toolkit's json.loads restores types.
+    Values JSON cannot hold travel as their str()."""
+    try:
+        if compact:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"))
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return json.dumps(str(value))
+
+
+def is_trainium(instance_type: str) -> bool:
+    """ml.trn1.*, ml.trn1n.*, ml.trn2.*: Neuron images, NeuronCores, the compile cache."""
+    parts = instance_type.split(".")
+    return len(parts) >= 3 and parts[1].startswith(("trn1", "trn2"))
 
 
 def decode_hyperparameter(text: str):

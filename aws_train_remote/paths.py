@@ -11,3 +11,16 @@ def cache_root(environ=None) -> str:
         return os.path.abspath(explicit)
     base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
     return os.path.join(base, "aws-train-remote")
+
+
+def read_aws_config(environ=None):
+    """The text of the AWS CLI config file (AWS_CONFIG_FILE or ~/.aws/config), or None.
+    Read without boto3 so a dry run can find the profile's region offline."""
+    environ = os.environ if environ is None else environ
+    path = environ.get("AWS_CONFIG_FILE") or os.path.join(environ.get("HOME") or os.path.expanduser("~"),
+                                                           ".aws", "config")
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return fh.read()
+    except OSError:
+        return None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import shutil
 import threading
 import time
@@ -102,7 +103,8 @@ class FaultInjector:
         if op in self.handlers:
             status, payload = self.handlers[op](body)
             data = json.dumps(payload).encode()
-            start_response(f"{status} OK", [("Content-Type", "application/x-amz-json-1.1"),
+            reason = {200: "OK", 400: "Bad Request"}.get(status, "Error")
+            start_response(f"{status} {reason}", [("Content-Type", "application/x-amz-json-1.1"),
                                              ("Content-Length", str(len(data)))])
             return [data]
         if op not in self.after:
@@ -141,8 +143,6 @@ class FaultInjector:
         if method == "POST":
             raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             rule = json.loads(raw)
-            import re
-
             rule["regex"] = re.compile(rule["op"])
             rule.setdefault("times", 1)
             with self.lock:

@@ -174,18 +174,12 @@ def job_spec(definition, namespace, values, parser, argv, environ):
     container_argv = strip_flags(argv, {f: n for f, n in ours.items() if f not in user_flags})
     path_flags = {"model": "--model-dir", "output": "--output-dir", "checkpoint": "--checkpoint-dir",
                   "run": BY_KEY["run"].flag}
-    aws_config_text = _read_text(environ.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config"))
+    from .paths import read_aws_config
+
+    aws_config_text = read_aws_config(environ)
     return build_job_spec(
         values, definition, namespace,
         container_argv=container_argv, user_dests=parser.atr_user_dests, path_flags=path_flags,
         cwd=os.getcwd(), environ=environ, now=datetime.datetime.now(datetime.timezone.utc),
         token=secrets.token_hex(3), aws_config_text=aws_config_text,
     )
-
-
-def _read_text(path):
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return fh.read()
-    except OSError:
-        return None

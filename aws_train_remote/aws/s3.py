@@ -13,7 +13,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..errors import AwsError, UsageError
 from .session import error_code
@@ -27,7 +27,6 @@ class UploadReport:
     files_uploaded: int = 0
     files_copied: int = 0
     files_present: int = 0
-    keys_written: list = field(default_factory=list)
 
 
 class Progress:
@@ -167,7 +166,6 @@ class Uploader:
         self._transfer(uploads, copies)
         for key, body in manifests:  # only now is each prefix complete
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **self.extra_args)
-            self.report.keys_written.append(key)
         if self.index:
             for f in plan.all_files():
                 self.index.add(f.sha256, f.key)
@@ -191,11 +189,7 @@ class Uploader:
                     manager.upload(f.local, self.bucket, f.key, extra_args=self.extra_args or None,
                                    subscribers=[_ProgressSubscriber(progress)]).result()
                     self._count_upload(f)
-        except KeyboardInterrupt:
-            raise
-        except Exception as err:  # noqa: BLE001 - one message for any transfer failure
-            if isinstance(err, UsageError):
-                raise
+        except Exception as err:  # noqa: BLE001 - one message for any transfer failure (not Ctrl-C)
             raise AwsError(f"upload to s3://{self.bucket} failed: {err}; nothing was marked complete, "
                            "run again to resume") from None
         finally:
@@ -205,7 +199,6 @@ class Uploader:
         with self._lock:
             self.report.files_uploaded += 1
             self.report.bytes_uploaded += f.size
-            self.report.keys_written.append(f.key)
 
     def _copy_all(self, copies) -> list:
         """Server-side copies, concurrently; returns the files whose source was missing."""
@@ -224,7 +217,6 @@ class Uploader:
                 raise
             with self._lock:
                 self.report.files_copied += 1
-                self.report.keys_written.append(f.key)
             return None
 
         large = [item for item in copies if item[0].size >= 5 * 1024 ** 3]

@@ -86,11 +86,10 @@ def run_aws(args) -> int:
     from ..aws.session import AwsSession
     from ..executors import manage
     from ..executors.sagemaker import download_model, follow_job
+    from ..paths import read_aws_config
     from ..spec.job import resolve_region
-    from ..training import _read_text
 
-    config_text = _read_text(os.environ.get("AWS_CONFIG_FILE") or os.path.expanduser("~/.aws/config"))
-    region = resolve_region(args.region, os.environ, config_text, args.profile)
+    region = resolve_region(args.region, os.environ, read_aws_config(), args.profile)
     session = AwsSession(profile=args.profile, region=region)
     if not region:
         raise TrainRemoteError("--region: no AWS region set; pass --region us-east-1 or set AWS_REGION")

@@ -204,7 +204,7 @@ class LocalJob:
                     "TRAINING_JOB_ARN": f"arn:aws:sagemaker:local:000000000000:training-job/{self.name}",
                     "SM_STUDIO_LOCAL_MODE": "true", "PYTHONUNBUFFERED": "1"})
         if len(hosts) > 1:
-            env["ATR_MASTER_ADDR_OVERRIDE"] = "127.0.0.1"  # algo-N do not resolve on this machine
+            env[contract.MASTER_ADDR_OVERRIDE_ENV] = "127.0.0.1"  # algo-N do not resolve on this machine
         proc = subprocess.Popen(self._command(layout), cwd=layout.root, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         with self._lock:

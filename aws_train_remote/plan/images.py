@@ -4,6 +4,8 @@ Trainium a current Neuron (neuronx) PyTorch image, which the SageMaker SDK's tab
 list; images move every release, so --sagemaker-image always wins. See reference/neuron.md."""
 from __future__ import annotations
 
+from ..contract import is_trainium
+
 # AWS's DLC registry account differs in a few opt-in regions.
 _DLC_ACCOUNTS = {
     "af-south-1": "626614931356",
@@ -39,10 +41,6 @@ GPU_FAMILIES = ("p2", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6", "p
 def instance_family(instance_type: str) -> str:
     parts = instance_type.split(".")
     return parts[1] if len(parts) >= 3 else ""
-
-
-def is_trainium(instance_type: str) -> bool:
-    return instance_family(instance_type).startswith(("trn1", "trn2"))
 
 
 def is_gpu(instance_type: str) -> bool:

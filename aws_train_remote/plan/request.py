@@ -5,10 +5,9 @@ the launcher sends this dict; nothing is re-derived in between.
 """
 from __future__ import annotations
 
-import json
-
 from .. import contract
 from .._version import __version__
+from ..contract import encode_hyperparameter as encode
 from ..errors import UsageError
 
 ACCOUNT_PLACEHOLDER = "<account>"
@@ -89,17 +88,17 @@ def path_flags(spec, plan=None) -> dict:
 def hyperparameters(spec, plan=None) -> dict:
     hps = {name: text for name, text in spec.hyperparameters}
     ours = {
-        contract.HP_PROGRAM: json.dumps(spec.script),
-        contract.HP_REGION: json.dumps(spec.region),
-        contract.HP_JOB_NAME: json.dumps(spec.job_name),
-        contract.HP_DISTRIBUTION: json.dumps(spec.distribution),
-        contract.HP_PATHS: json.dumps(path_flags(spec, plan), sort_keys=True, separators=(",", ":")),
-        contract.HP_DEPENDENCIES: json.dumps([d.bundle_path.rsplit("/", 1)[0] for d in spec.dependencies]),
+        contract.HP_PROGRAM: encode(spec.script),
+        contract.HP_REGION: encode(spec.region),
+        contract.HP_JOB_NAME: encode(spec.job_name),
+        contract.HP_DISTRIBUTION: encode(spec.distribution),
+        contract.HP_PATHS: encode(path_flags(spec, plan), compact=True),
+        contract.HP_DEPENDENCIES: encode([d.bundle_path.rsplit("/", 1)[0] for d in spec.dependencies]),
     }
     if spec.requirements:
-        ours[contract.HP_REQUIREMENTS] = json.dumps(spec.requirements)
+        ours[contract.HP_REQUIREMENTS] = encode(spec.requirements)
     if spec.nproc_per_node:
-        ours[contract.HP_NPROC] = json.dumps(spec.nproc_per_node)
+        ours[contract.HP_NPROC] = encode(spec.nproc_per_node)
     if spec.distribution == "torchrun":
         ours[contract.HP_TORCH_DISTRIBUTED] = "true"
     ours.update(contract.encode_argv(spec.container_argv))
@@ -186,7 +185,7 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
     if spec.neuron_parallel_compile:
         environment.setdefault("RUN_NEURON_PARALLEL_COMPILE", "1")
     if cache:
-        environment.setdefault("ATR_NEURON_CACHE_S3", cache)
+        environment.setdefault(contract.NEURON_CACHE_S3_ENV, cache)
     if environment:
         request["Environment"] = environment
     if spec.subnets:

@@ -142,8 +142,7 @@ def main(environ=None) -> int:
     env[contract.IN_CONTAINER_ENV] = "1"
 
     cache_dir, before = None, None
-    trainium = instance_type.startswith(("ml.trn1", "ml.trn2"))
-    if trainium or os.path.isdir(layout.channel_dir(contract.NEURON_CACHE_CHANNEL)):
+    if contract.is_trainium(instance_type) or os.path.isdir(layout.channel_dir(contract.NEURON_CACHE_CHANNEL)):
         cache_dir = neuron_cache.cache_dir(environ, layout)
         restored = neuron_cache.restore(layout, checkpoint_path, cache_dir)
         before = neuron_cache.snapshot(cache_dir)
@@ -161,7 +160,8 @@ def main(environ=None) -> int:
     finally:
         if cache_dir is not None and cluster.current_host == cluster.master:
             try:
-                saved, how = neuron_cache.save(cache_dir, before, environ.get("ATR_NEURON_CACHE_S3"), checkpoint_path)
+                saved, how = neuron_cache.save(cache_dir, before, environ.get(contract.NEURON_CACHE_S3_ENV),
+                                               checkpoint_path)
                 if saved:
                     log(f"neuron compile cache: {saved} new entries saved ({how})")
             except Exception as err:  # noqa: BLE001 - a cache that fails to save must not fail the job

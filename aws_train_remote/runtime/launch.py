@@ -99,7 +99,7 @@ def plan_launch(*, python: str, script: str, argv: list, hps: dict, cluster, num
     command = ["torchrun", "--nnodes", str(len(hosts)), "--nproc_per_node", str(nproc)]
     if len(hosts) > 1:
         # local mode and the sandbox run every host on one machine, where algo-N do not resolve
-        master = environ.get("ATR_MASTER_ADDR_OVERRIDE") or cluster.master
+        master = environ.get(contract.MASTER_ADDR_OVERRIDE_ENV) or cluster.master
         env["MASTER_ADDR"] = master
         command += ["--master_addr", master, "--master_port", MASTER_PORT,
                     "--node_rank", str(hosts.index(cluster.current_host))]

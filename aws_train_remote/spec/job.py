@@ -5,7 +5,6 @@ raises UsageError naming the flag, the value and the fix. Nothing here touches t
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -112,7 +111,7 @@ class JobSpec:
 
     @property
     def trainium(self) -> bool:
-        return images.is_trainium(self.instance_type)
+        return contract.is_trainium(self.instance_type)
 
 
 def _need(condition: bool, flag: str, value, problem: str, fix: str) -> None:
@@ -347,7 +346,7 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         folder = os.path.realpath(os.path.join(cwd, os.path.expanduser(str(raw))))
         _need(os.path.isdir(folder), flag, raw, "no such folder", "give the folder of the Python package")
         dependencies.append(DependencySpec(name, folder, flag))
-    channel_count = len(inputs) + 2 + (1 if images.is_trainium(instance) and neuron_cache != "none" else 0)
+    channel_count = len(inputs) + 2 + (1 if contract.is_trainium(instance) and neuron_cache != "none" else 0)
     room = contract.CHANNEL_LIMIT - channel_count + len(inputs)
     _need(channel_count <= contract.CHANNEL_LIMIT, "inputs", len(inputs), "too many input channels",
           f"SageMaker allows {contract.CHANNEL_LIMIT} channels, {room} of them for inputs")
@@ -355,10 +354,7 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
     hyperparameters = []
     for dest in user_dests:
         value = getattr(namespace, dest, None)
-        try:
-            text = json.dumps(value)
-        except (TypeError, ValueError):
-            text = json.dumps(str(value))
+        text = contract.encode_hyperparameter(value)
         _need(len(text) <= contract.HP_VALUE_LIMIT, f"--{dest.replace('_', '-')}", value,
               f"longer than SageMaker's {contract.HP_VALUE_LIMIT} characters per hyperparameter",
               "pass it in a file instead")
