@@ -3,21 +3,30 @@ operation, records it (with its body for SageMaker calls), can inject faults by 
 emulates what moto lacks (StopTrainingJob; job states are set with set_job).
 
 Used by the tests, the benchmarks and `aws-train-remote sandbox`. Fault rules are programmed
-over HTTP (POST /_fault), so code in another process sees them too. moto is needed:
-pip install 'aws-train-remote[sandbox]'. See reference/moto_fidelity.md section 5.1.
+over HTTP (POST /_fault), so code in another process sees them too. A rule matches an
+operation (and optionally an S3 path), may skip its first matches, fire with a probability,
+and answers with an error status, a delay, or a dropped connection -- before moto saw the
+request, or *after* moto acted on it (the reply lost on the way back, the case that makes
+retries dangerous). Calls the sandbox makes itself (a job's staging, its logs) are never
+faulted. moto is needed: pip install 'aws-train-remote[sandbox]'. See
+reference/moto_fidelity.md section 5.1.
 """
 from __future__ import annotations
 
 import io
 import json
 import logging
+import random
 import re
 import shutil
+import socket
 import threading
 import time
 import urllib.parse
 import urllib.request
 
+INTERNAL_AGENT = "atr-sandbox-internal"  # user-agent mark of the sandbox's own calls: never faulted
+FAULT_KINDS = ("throttle", "500", "503", "slow", "slow_reply", "drop_before", "drop_after")
 S3_ERROR = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected"
             b"</Message><RequestId>injected</RequestId></Error>")
 
@@ -69,6 +78,7 @@ class FaultInjector:
         self.rules = []
         self.log = []
         self.handlers = {}  # operation -> fn(body bytes) -> (status, json-able body): emulate what moto lacks
+        self.guards = {}  # operation -> fn(body bytes) -> None (let moto answer) or (status, body)
         self.after = {}  # operation -> fn(body bytes): run after moto answered it with 200
         self.lock = threading.Lock()
 
@@ -82,46 +92,113 @@ class FaultInjector:
             body = environ["wsgi.input"].read()
         environ["wsgi.input"] = io.BytesIO(body)
         op = operation_name(environ, body)
-        size = len(body)
-        rule = None
+        internal = INTERNAL_AGENT in environ.get("HTTP_USER_AGENT", "")
+        fault = None if internal else self._pick_fault(op, path)
         with self.lock:
-            for candidate in self.rules:
-                if candidate["times"] > 0 and candidate["regex"].search(op):
-                    candidate["times"] -= 1
-                    rule = candidate
-                    break
-            entry = {"op": op, "injected": bool(rule and rule.get("status")), "bytes": size}
+            entry = {"op": op, "injected": fault is not None and fault["kind"] != "slow", "bytes": len(body),
+                     "fault": fault and fault["kind"], "internal": internal}
             if op.startswith("SageMaker."):
                 entry["body"] = json.loads(body or b"{}")
             if op.startswith("s3."):
                 entry["owner"] = environ.get("HTTP_X_AMZ_EXPECTED_BUCKET_OWNER")
+                entry["path"] = urllib.parse.unquote(path)
             self.log.append(entry)
-        if rule and rule.get("delay"):
-            time.sleep(rule["delay"])
-        if rule and rule.get("status"):
-            return self._error(op, rule, start_response)
-        if op in self.handlers:
-            status, payload = self.handlers[op](body)
+        if fault and fault.get("delay"):
+            time.sleep(fault["delay"])
+        if fault and fault["kind"] == "drop_before":
+            return self._drop(environ)
+        if fault and fault.get("status"):
+            return self._error(op, fault, start_response)
+        guard = self.guards.get(op)
+        answer = guard(body) if guard else None
+        if answer is None and op in self.handlers:
+            answer = self.handlers[op](body)
+        if answer is not None:
+            status, payload = answer
             data = json.dumps(payload).encode()
             reason = {200: "OK", 400: "Bad Request"}.get(status, "Error")
+            if fault and fault["kind"] == "drop_after":
+                return self._drop(environ)
             start_response(f"{status} {reason}", [("Content-Type", "application/x-amz-json-1.1"),
                                              ("Content-Length", str(len(data)))])
             return [data]
-        if op not in self.after:
-            return self.app(environ, start_response)
         seen = {}
+        reply = {}
 
         def capture(status, headers, exc_info=None):
             seen["status"] = status
+            reply["headers"] = headers
+            if fault and fault["kind"] == "drop_after":
+                return lambda data: None
             return start_response(status, headers, exc_info)
 
         result = list(self.app(environ, capture))
-        if seen.get("status", "").startswith("200"):
+        if seen.get("status", "").startswith("200") and op in self.after:
             self.after[op](body)
+        if fault and fault["kind"] == "drop_after":  # moto acted; the reply never arrives
+            return self._drop(environ)
+        if fault and fault.get("reply_delay"):
+            time.sleep(fault["reply_delay"])
         return result
+
+    def _pick_fault(self, op: str, path: str):
+        """The first rule that matches and fires, as a dict: kind, status, code, delay."""
+        with self.lock:
+            for rule in self.rules:
+                if rule["times"] <= 0 or not rule["regex"].search(op):
+                    continue
+                if rule.get("path_regex") is not None and not rule["path_regex"].search(urllib.parse.unquote(path)):
+                    continue
+                if rule.get("skip", 0) > 0:
+                    rule["skip"] -= 1
+                    continue
+                if rule.get("rate") is not None and rule["rng"].random() >= rule["rate"]:
+                    continue
+                rule["times"] -= 1
+                kind = rule.get("kind")
+                if rule.get("kinds"):
+                    kind = rule["rng"].choice(rule["kinds"])
+                return self._fault_of(kind, rule, op)
+        return None
+
+    @staticmethod
+    def _fault_of(kind, rule, op):
+        if kind is None:  # the original form: a status and/or a delay
+            return {"kind": "status" if rule.get("status") else "slow", "status": rule.get("status"),
+                    "code": rule.get("code"), "delay": rule.get("delay") or 0}
+        if kind == "throttle":
+            status, code = (503, "SlowDown") if op.startswith("s3.") else (400, "ThrottlingException")
+            if op.startswith("query."):
+                code = "Throttling"
+            return {"kind": kind, "status": status, "code": code, "delay": rule.get("delay") or 0}
+        if kind in ("500", "503"):
+            code = {"500": "InternalError", "503": "ServiceUnavailable"}[kind]
+            if op.startswith("s3.") and kind == "503":
+                code = "SlowDown"
+            return {"kind": kind, "status": int(kind), "code": code, "delay": rule.get("delay") or 0}
+        if kind == "slow":
+            return {"kind": kind, "delay": rule.get("delay") or rule["rng"].uniform(0.05, 0.4)}
+        if kind in ("drop_before", "drop_after"):
+            return {"kind": kind, "delay": rule.get("delay") or 0}
+        if kind == "slow_reply":  # moto acts at once; the reply comes `delay` seconds later
+            return {"kind": kind, "reply_delay": rule.get("delay") or 1.0}
+        raise ValueError(f"unknown fault kind {kind!r}; use one of {', '.join(FAULT_KINDS)}")
+
+    @staticmethod
+    def _drop(environ):
+        """Close the connection without a reply: the client sees the peer hang up."""
+        sock = environ.get("werkzeug.socket")
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        raise ConnectionResetError("sandbox: connection dropped by a fault rule")
 
     def _error(self, op, rule, start_response):
         status = int(rule["status"])
+        if rule.get("kind") == "status" and not rule.get("code") and op.startswith("s3.") and status == 503:
+            rule = dict(rule, code="SlowDown")
         code = rule.get("code") or ("SlowDown" if op.startswith("s3.") and status == 503 else
                                     "InternalError" if status >= 500 else "ThrottlingException")
         if op.startswith("s3."):
@@ -144,6 +221,8 @@ class FaultInjector:
             raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
             rule = json.loads(raw)
             rule["regex"] = re.compile(rule["op"])
+            rule["path_regex"] = re.compile(rule["path"]) if rule.get("path") else None
+            rule["rng"] = random.Random(rule.get("seed", 0))
             rule.setdefault("times", 1)
             with self.lock:
                 self.rules.append(rule)
@@ -153,7 +232,7 @@ class FaultInjector:
                 self.log.clear()
         with self.lock:
             payload = json.dumps({"log": self.log, "rules": [
-                {k: v for k, v in r.items() if k != "regex"} for r in self.rules]}).encode()
+                {k: v for k, v in r.items() if k not in ("regex", "path_regex", "rng")} for r in self.rules]}).encode()
         start_response("200 OK", [("Content-Type", "application/json")])
         return [payload]
 
@@ -179,6 +258,7 @@ class LoopbackAws:
         self.thread.start()
 
         self.injector.handlers["SageMaker.StopTrainingJob"] = self._stop_training_job
+        self.injector.guards["SageMaker.CreateTrainingJob"] = self._refuse_taken_name
         self.run_jobs = run_jobs  # False: jobs stay as moto leaves them (tests script their states)
         self.runners = {}
         self.injector.after["SageMaker.CreateTrainingJob"] = self._start_job
@@ -209,6 +289,16 @@ class LoopbackAws:
             runner.stop()
         return 200, {}
 
+    def _refuse_taken_name(self, body):
+        """AWS refuses a second job of the same name; moto silently replaces the first (fidelity 1.1)."""
+        name = json.loads(body or b"{}").get("TrainingJobName")
+        try:
+            self.job(name)
+        except KeyError:
+            return None
+        return 400, {"__type": "ResourceInUse", "message": f"Training job names must be unique within an AWS "
+                     f"account and region, and a training job with this name already exists ({name})"}
+
     def _start_job(self, body):
         """CreateTrainingJob really runs the job: through the local executor, in a thread."""
         if not self.run_jobs:
@@ -224,19 +314,29 @@ class LoopbackAws:
             runner.thread.join(max(0.0, deadline - time.time()))
 
     def client(self, service: str):
+        """A client for the sandbox's own side (a job's staging and logs): never faulted."""
         import boto3
+        from botocore.config import Config
 
         env = self.env()
         return boto3.client(service, endpoint_url=self.url, region_name=env["AWS_REGION"],
                             aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+                            aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+                            config=Config(user_agent_extra=INTERNAL_AGENT))
 
     def reset(self):
         urllib.request.urlopen(urllib.request.Request(self.url + "/moto-api/reset", method="POST")).read()
         self.clear_faults()
 
-    def inject(self, op: str, status: int = None, times: int = 1, delay: float = 0, code: str = None):
-        rule = {"op": op, "status": status, "times": times, "delay": delay, "code": code}
+    def inject(self, op: str, status: int = None, times: int = 1, delay: float = 0, code: str = None, *,
+               kind: str = None, kinds=None, rate: float = None, skip: int = 0, path: str = None, seed: int = 0):
+        """A fault rule: `op` a regex on the operation name (s3.PutObject, SageMaker.CreateTrainingJob,
+        Logs.GetLogEvents, query.GetCallerIdentity); `path` one on the S3 key path. It skips its first
+        `skip` matches, then fires on each match with probability `rate` (default: always), at most
+        `times` times. What it does: `status`/`code`/`delay` as given, or `kind` (one of FAULT_KINDS),
+        or a kind drawn from `kinds` for each firing (seeded: the same seed draws the same sequence)."""
+        rule = {"op": op, "status": status, "times": times, "delay": delay, "code": code, "kind": kind,
+                "kinds": list(kinds) if kinds else None, "rate": rate, "skip": skip, "path": path, "seed": seed}
         urllib.request.urlopen(urllib.request.Request(self.url + "/_fault", data=json.dumps(rule).encode(),
                                                       method="POST")).read()
 

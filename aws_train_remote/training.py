@@ -181,5 +181,5 @@ def job_spec(definition, namespace, values, parser, argv, environ):
         values, definition, namespace,
         container_argv=container_argv, user_dests=parser.atr_user_dests, path_flags=path_flags,
         cwd=os.getcwd(), environ=environ, now=datetime.datetime.now(datetime.timezone.utc),
-        token=secrets.token_hex(3), aws_config_text=aws_config_text,
+        token=secrets.token_hex(3), launch_token=secrets.token_hex(16), aws_config_text=aws_config_text,
     )

@@ -43,6 +43,10 @@ def launch(project, *args, check=True):
     return result
 
 
+def without_launch_token(request):
+    return dict(request, Tags=[t for t in request["Tags"] if t["Key"] != "aws-train-remote:launch"])
+
+
 def sent_bytes(calls, ops=DATA_OPS):
     return sum(c["bytes"] for c in calls if c["op"] in ops)
 
@@ -65,7 +69,10 @@ def test_request_on_the_wire_equals_the_dry_run(project, aws):
     assert aws.calls() == []
     launch(project, *args)
     created = [c["body"] for c in aws.calls() if c["op"] == "SageMaker.CreateTrainingJob"]
-    assert created == [json.loads(dry.stdout)["request"]]
+    planned = json.loads(dry.stdout)["request"]
+    assert [without_launch_token(c) for c in created] == [without_launch_token(planned)]
+    tokens = {t["Key"]: t["Value"] for t in created[0]["Tags"]}
+    assert len(tokens["aws-train-remote:launch"]) == 32  # a fresh token per launch, dry run included
     desc = boto3.client("sagemaker", region_name="us-east-1").describe_training_job(TrainingJobName="exact-job-1")
     assert desc["HyperParameters"] == created[0]["HyperParameters"]
 
@@ -233,7 +240,8 @@ def test_name_collision_gets_a_fresh_name_unless_the_name_was_given(project, aws
     assert bodies[1]["HyperParameters"]["sagemaker_job_name"] == json.dumps(names[1])
     aws.inject(r"^SageMaker\.CreateTrainingJob$", status=400, code="ResourceInUse", times=1)
     result = launch(project, "--sagemaker-job-name", "taken-name", check=False)
-    assert result.returncode == 1 and "ResourceInUse" in result.stderr
+    assert result.returncode == 2 and "--sagemaker-job-name=taken-name: a training job of this name already exists" \
+        in result.stderr
 
 
 def test_unreachable_endpoint_is_one_line_not_a_traceback(project, monkeypatch):

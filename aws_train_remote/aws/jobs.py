@@ -1,7 +1,10 @@
-"""Training-job facts from DescribeTrainingJob: links, the end-of-job summary, terminal states."""
+"""Training-job facts from DescribeTrainingJob: links, the end-of-job summary, terminal states,
+and whose launch a job belongs to (its launch token tag)."""
 from __future__ import annotations
 
 import urllib.parse
+
+from .session import error_code
 
 TERMINAL = ("Completed", "Failed", "Stopped")
 
@@ -37,3 +40,31 @@ def summary_lines(desc: dict) -> list:
     if desc.get("FailureReason"):
         lines.append(f"failure reason: {desc['FailureReason']}")
     return lines
+
+
+def describe_or_none(sm, name: str):
+    """DescribeTrainingJob, or None when there is no such job (SageMaker says ValidationException)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return sm.describe_training_job(TrainingJobName=name)
+    except ClientError as err:
+        if error_code(err) in ("ValidationException", "ResourceNotFound"):
+            return None
+        raise
+
+
+def launch_token_of(sm, name: str, tag_key: str):
+    """The launch token tagged on job `name`: None if the job does not exist, "" if it has none."""
+    desc = describe_or_none(sm, name)
+    if desc is None:
+        return None
+    kwargs = {"ResourceArn": desc["TrainingJobArn"], "MaxResults": 100}
+    while True:
+        page = sm.list_tags(**kwargs)
+        for tag in page.get("Tags", []):
+            if tag.get("Key") == tag_key:
+                return tag.get("Value", "")
+        if not page.get("NextToken"):
+            return ""
+        kwargs["NextToken"] = page["NextToken"]

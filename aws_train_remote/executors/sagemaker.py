@@ -111,20 +111,69 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
 
     sm = session.client("sagemaker")
     for attempt in range(MAX_NAME_ATTEMPTS):
+        name = request["TrainingJobName"]
         try:
-            sm.create_training_job(**request)
+            outcome = create_or_adopt(sm, request, spec.launch_token)
+        except KeyboardInterrupt:
+            report_interrupted_create(sm, name, spec.launch_token, spec.region)
+            raise SystemExit(130) from None
+        if outcome == "adopted":
+            print(f"CreateTrainingJob's reply was lost; {name} carries this launch's token, so it is this "
+                  "launch's job (no second job was created)", file=out)
+        if outcome != "taken":
             break
-        except ClientError as err:
-            if error_code(err) == "ResourceInUse" and not spec.explicit_job_name and attempt + 1 < MAX_NAME_ATTEMPTS:
-                import dataclasses
-                import datetime
+        if spec.explicit_job_name:
+            raise UsageError("--sagemaker-job-name", name, "a training job of this name already exists in "
+                             "this account and region", "choose another name, or drop the flag for a generated one")
+        if attempt + 1 == MAX_NAME_ATTEMPTS:
+            raise AwsError(f"CreateTrainingJob: {MAX_NAME_ATTEMPTS} generated names were all taken; "
+                           "pass --sagemaker-job-name")
+        import dataclasses
+        import datetime
 
-                name = unique_job_name(spec.base_job_name, datetime.datetime.now(datetime.timezone.utc), rand())
-                spec = dataclasses.replace(spec, job_name=name)  # a fresh name; the rest unchanged
-                request = build_request(spec, plan, account=account, bucket=bucket, git=git, role=role_arn)
-                continue
-            raise AwsError(f"CreateTrainingJob failed: {err}") from None
+        name = unique_job_name(spec.base_job_name, datetime.datetime.now(datetime.timezone.utc), rand())
+        spec = dataclasses.replace(spec, job_name=name)  # a fresh name; the rest unchanged
+        request = build_request(spec, plan, account=account, bucket=bucket, git=git, role=role_arn)
     return Launched(request["TrainingJobName"], request, report, spec.region)
+
+
+def create_or_adopt(sm, request: dict, token: str) -> str:
+    """CreateTrainingJob, made idempotent by the launch token: "created"; "adopted" when the
+    name is in use by the job this very launch created (its first reply was lost and botocore's
+    retry met ResourceInUse); "taken" when another launch's job holds the name."""
+    from botocore.exceptions import ClientError
+
+    from ..aws.jobs import launch_token_of
+    from ..plan.request import LAUNCH_TAG
+
+    try:
+        sm.create_training_job(**request)
+        return "created"
+    except ClientError as err:
+        if error_code(err) != "ResourceInUse":
+            raise AwsError(f"CreateTrainingJob failed: {err}") from None
+    owner = launch_token_of(sm, request["TrainingJobName"], LAUNCH_TAG)
+    return "adopted" if token and owner == token else "taken"
+
+
+def report_interrupted_create(sm, name: str, token: str, region: str) -> None:
+    """Ctrl-C while CreateTrainingJob was in flight: say whether the job exists after all."""
+    from ..aws.jobs import launch_token_of
+    from ..plan.request import LAUNCH_TAG
+
+    try:
+        owner = launch_token_of(sm, name, LAUNCH_TAG)
+    except Exception:  # noqa: BLE001 - any failure here only means we cannot tell
+        owner = "?"
+    if token and owner == token:
+        print(f"\ninterrupted, but job {name} was created and is running; {reattach_hint(name, region)}",
+              file=sys.stderr)
+    elif owner is None:
+        print(f"\ninterrupted: no job {name} was created; the uploads are kept, so a relaunch sends "
+              "nothing again", file=sys.stderr)
+    else:
+        print(f"\ninterrupted while creating {name}; whether it was created is unknown. Check: "
+              f"aws-train-remote status {name} --region {region}", file=sys.stderr)
 
 
 def print_started(job: str, region: str, out) -> None:

@@ -11,6 +11,7 @@ from ..contract import encode_hyperparameter as encode
 from ..errors import UsageError
 
 ACCOUNT_PLACEHOLDER = "<account>"
+LAUNCH_TAG = "aws-train-remote:launch"  # the launch token: a job carrying ours is ours to adopt
 
 
 
@@ -120,6 +121,8 @@ def hyperparameters(spec, plan=None) -> dict:
 def build_tags(spec, git) -> list:
     tags = [{"Key": k, "Value": v} for k, v in spec.tags]
     tags.append({"Key": "aws-train-remote:version", "Value": __version__})
+    if spec.launch_token:
+        tags.append({"Key": LAUNCH_TAG, "Value": spec.launch_token})
     if git is not None and git.commit:
         tags.append({"Key": "aws-train-remote:git-commit", "Value": git.commit})
         tags.append({"Key": "aws-train-remote:git-dirty", "Value": "true" if git.dirty else "false"})

@@ -27,6 +27,7 @@ CREDENTIAL_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_T
 
 ENV_LIMIT = 100  # CreateTrainingJob Environment: at most 100 entries, 512 characters each
 TAG_LIMIT = 50
+OWN_TAGS = 4  # version, launch token, git commit, git dirty
 METRIC_LIMIT = 40
 MAX_RUN_LIMIT = 28 * 86400
 
@@ -105,6 +106,7 @@ class JobSpec:
     container_argv: tuple  # the user's argv minus the flags the container replaces
     hyperparameters: tuple  # ((name, json text), ...) readable copies of the script's own args
     path_flags: dict = field(default_factory=dict)  # how the runtime re-adds the path flags
+    launch_token: str = ""  # unique to this launch; tagged on the job so a retried create adopts it
     model_dir: str = None
     local_output_dir: str = None
     local_checkpoint_dir: str = None
@@ -167,11 +169,12 @@ def _auto_s3(flag, raw) -> str:
 
 
 def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv, user_dests,
-                   path_flags, cwd, environ, now, token, aws_config_text=None) -> JobSpec:
+                   path_flags, cwd, environ, now, token, launch_token="", aws_config_text=None) -> JobSpec:
     """Validate everything judgeable offline and return the frozen spec.
 
     values_by_key: final option values (every layer merged); namespace: the parsed args, for
-    inputs/dependencies/the script's own flags; now/token: clock and randomness, passed in.
+    inputs/dependencies/the script's own flags; now/token/launch_token: clock and randomness,
+    passed in (token: the job name's suffix; launch_token: the tag that makes creation idempotent).
     """
     v = values_by_key
     script_dir = os.path.dirname(definition.script)
@@ -275,8 +278,8 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         _need(len(value) <= 512, "--sagemaker-env", key, "value longer than 512 characters",
               "shorten it or ship it in a file with the code")
     tags = tuple(v.get("tag") or ())
-    _need(len(tags) <= TAG_LIMIT - 3, "--sagemaker-tag", len(tags), "too many tags",
-          f"SageMaker allows {TAG_LIMIT}, of which aws-train-remote uses 3")
+    _need(len(tags) <= TAG_LIMIT - OWN_TAGS, "--sagemaker-tag", len(tags), "too many tags",
+          f"SageMaker allows {TAG_LIMIT}, of which aws-train-remote uses {OWN_TAGS}")
     for key, value in tags:
         _need(0 < len(key) <= 128 and not key.lower().startswith("aws:"), "--sagemaker-tag", key,
               "tag keys must be 1-128 characters and not start with aws:", "rename the tag")
@@ -377,7 +380,7 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         encrypt_inter_container=v["encrypt_inter_container"], source_dir=source_dir,
         script=script.replace(os.sep, "/"), requirements=requirements.replace(os.sep, "/") if requirements else None,
         inputs=tuple(inputs), dependencies=tuple(dependencies), container_argv=tuple(container_argv),
-        hyperparameters=tuple(hyperparameters), path_flags=path_flags,
+        hyperparameters=tuple(hyperparameters), path_flags=path_flags, launch_token=launch_token,
         model_dir=os.path.abspath(os.path.join(cwd, str(namespace.model_dir))),
         local_output_dir=os.path.abspath(os.path.join(cwd, str(namespace.output_dir))),
         local_checkpoint_dir=os.path.abspath(os.path.join(cwd, str(namespace.checkpoint_dir))),
