@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .session import error_code
+from .session import error_code, is_transient
 
 LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 
@@ -30,13 +30,22 @@ def host_of(stream: str, job_name: str) -> str:
 
 
 class LogTail:
-    """Incremental reader; call poll() repeatedly. Holds one forward token per stream."""
+    """Incremental reader; call poll() repeatedly. Holds one forward token per stream.
+
+    A stream's token advances only together with the lines it covers, and those lines wait in
+    `pending` until a poll() hands them out. A transient failure (throttling that outlived
+    botocore's retries, a 5xx, a dropped connection) stops reading that stream for this poll only:
+    poll() returns what it read, sets `failure`, and the next poll() resumes exactly there.
+    """
 
     def __init__(self, logs, job_name: str, group: str = LOG_GROUP):
         self.logs = logs
         self.job_name = job_name
         self.group = group
         self.tokens = {}  # stream -> last nextForwardToken (None: not read yet)
+        self.pending = []  # LogLine read past by a token but not yet returned by poll()
+        self.failure = None  # the transient error that cut the last poll short, if any
+        self.unread = set()
         self.calls = 0
 
     def discover(self) -> list:
@@ -62,11 +71,12 @@ class LogTail:
                 return new
             kwargs["nextToken"] = page["nextToken"]
 
-    def read_stream(self, stream: str) -> list:
-        """Every event after the stored token; the token stops changing at the end (AWS docs)."""
+    def read_stream(self, stream: str) -> None:
+        """Every event after the stored token into `pending`; the token stops changing at the end
+        (AWS docs)."""
         from botocore.exceptions import ClientError
 
-        lines = []
+        host = host_of(stream, self.job_name)
         while True:
             kwargs = {"logGroupName": self.group, "logStreamName": stream, "startFromHead": True}
             token = self.tokens.get(stream)
@@ -77,22 +87,41 @@ class LogTail:
                 page = self.logs.get_log_events(**kwargs)
             except ClientError as err:
                 if error_code(err) == "ResourceNotFoundException":
-                    return lines
+                    return
                 raise
-            host = host_of(stream, self.job_name)
-            lines += [LogLine(e["timestamp"], host, e["message"], stream) for e in page.get("events", [])]
+            self.pending += [LogLine(e["timestamp"], host, e["message"], stream) for e in page.get("events", [])]
             next_token = page.get("nextForwardToken")
             if not next_token or next_token == token:
-                return lines
+                return
             self.tokens[stream] = next_token
             if not page.get("events"):
-                return lines
+                return
 
-    def poll(self, discover: bool = True) -> list:
+    def poll(self, discover: bool = True, streams=None) -> list:
+        """The lines not returned before, ordered by time (ties keep each stream's order).
+        `streams`: read only these (default: every stream known)."""
+        self.failure = None
+        self.unread = set()  # streams (and None for discovery) this poll could not finish
+        known = set(self.tokens)
         if discover:
-            self.discover()
-        lines = []
-        for stream in sorted(self.tokens):
-            lines += self.read_stream(stream)
-        lines.sort(key=lambda line: line.timestamp)  # stable: per-stream order kept on ties
+            self._transient_ok(None, self.discover)
+        chosen = set(self.tokens) if streams is None else set(streams) | (set(self.tokens) - known)
+        for stream in sorted(chosen):
+            self._transient_ok(stream, self.read_stream, stream)
+        lines, self.pending = self.pending, []
+        lines.sort(key=lambda line: line.timestamp)
         return lines
+
+    def retry_unread(self) -> list:
+        """Poll again only what the last poll could not finish."""
+        unread = self.unread
+        return self.poll(discover=None in unread, streams=sorted(s for s in unread if s is not None))
+
+    def _transient_ok(self, what, step, *args) -> None:
+        try:
+            step(*args)
+        except Exception as err:  # noqa: BLE001 - only transient AWS failures are kept, the rest re-raised
+            if not is_transient(err):
+                raise
+            self.failure = err
+            self.unread.add(what)

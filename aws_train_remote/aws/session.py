@@ -60,6 +60,20 @@ def error_code(err) -> str:
     return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
 
 
+def is_transient(err) -> bool:
+    """Throttling, a 5xx or a dropped connection that outlived botocore's retries: worth waiting out."""
+    from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+
+    if isinstance(err, (ConnectionClosedError, EndpointConnectionError, ReadTimeoutError)):
+        return True
+    if isinstance(err, ClientError):
+        code = error_code(err)
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
+        return ("Throttl" in code or code in ("TooManyRequestsException", "RequestLimitExceeded", "SlowDown")
+                or status >= 500)
+    return False
+
+
 @contextlib.contextmanager
 def aws_failures_as_errors():
     """Any botocore failure that escaped the retries becomes one AwsError line, not a traceback."""

@@ -7,13 +7,13 @@ import time
 
 from ..aws.jobs import TERMINAL, summary_lines
 from ..aws.logs import LogTail
-from ..aws.session import error_code
+from ..aws.session import error_code, is_transient
 
 COLORS = ("\033[36m", "\033[33m", "\033[35m", "\033[32m", "\033[34m", "\033[31m")
 RESET = "\033[0m"
 FAST_POLL = 2.0  # at most this often while output flows
 SLOW_POLL = 10.0  # back off to this when idle
-THROTTLED_POLL = 20.0
+THROTTLED_POLL = 10.0  # the longest wait after a transient failure (CloudWatch allows ~25 reads/s/account)
 
 
 def _ms(when) -> int:
@@ -45,36 +45,53 @@ class Printer:
         self.out.flush()
 
 
+TRANSIENT_NOTE_AFTER = 5  # consecutive failed polls before saying that we keep retrying
+
+
 def follow(sm, logs, job_name: str, printer: Printer, *, sleep=time.sleep, show_logs=True,
            fast=FAST_POLL, slow=SLOW_POLL):
     """Poll until the job is terminal; return its last DescribeTrainingJob answer.
 
     No initial sleep. While lines flow, polls every `fast` seconds; when idle the interval grows
-    to `slow`; throttling that outlives botocore's retries doubles it. After the terminal status,
-    the logs are drained once more so the last lines are never lost.
+    to `slow`; a transient failure that outlives botocore's retries (throttling, 5xx, a dropped
+    connection) backs off and tries again, and loses nothing: the tail keeps every stream's place
+    and prints what it could read. After the terminal status the logs are drained until a poll
+    reads every stream, so the last lines are never lost.
     """
-    from botocore.exceptions import ClientError
+    from botocore.exceptions import BotoCoreError, ClientError
 
     tail = LogTail(logs, job_name)
     seen_transitions = set()
     interval = fast
+    failures = 0
+
+    def backoff(err, progress=False):
+        """Wait after a transient failure: longer each time, unless the poll still got somewhere."""
+        nonlocal interval, failures
+        failures += 1
+        if failures == TRANSIENT_NOTE_AFTER:
+            printer.info(f"(AWS keeps answering {error_code(err) or type(err).__name__}; still retrying, "
+                         "nothing is lost; Ctrl-C detaches)")
+            printer.flush()
+        interval = fast if progress else min(max(interval * 1.5, fast), THROTTLED_POLL)
+        sleep(interval)
+
     while True:
         try:
             desc = sm.describe_training_job(TrainingJobName=job_name)
-            events = []  # (ms, order, printer call): status changes and log lines, merged by time
-            for t in desc.get("SecondaryStatusTransitions", []):
-                key = (t.get("Status"), str(t.get("StartTime")))
-                if key not in seen_transitions:
-                    seen_transitions.add(key)
-                    message = f" - {t['StatusMessage']}" if t.get("StatusMessage") else ""
-                    events.append((_ms(t.get("StartTime")), 0, f"status: {t.get('Status')}{message}"))
-            lines = tail.poll() if show_logs else []
-        except ClientError as err:
-            if "Throttl" not in error_code(err) and error_code(err) != "TooManyRequestsException":
+        except (ClientError, BotoCoreError) as err:
+            if not is_transient(err):
                 raise
-            interval = min(max(interval * 2, fast), THROTTLED_POLL)
-            sleep(interval)
+            backoff(err)
             continue
+        lines = tail.poll() if show_logs else []  # never loses a line; may leave some for the next poll
+        events = []  # (ms, order, item): status changes and log lines, merged by time
+        for t in desc.get("SecondaryStatusTransitions", []):
+            key = (t.get("Status"), str(t.get("StartTime")))
+            if key not in seen_transitions:
+                seen_transitions.add(key)
+                message = f" - {t['StatusMessage']}" if t.get("StatusMessage") else ""
+                events.append((_ms(t.get("StartTime")), 0, f"status: {t.get('Status')}{message}"))
         events += [(line.timestamp, 1, line) for line in lines]
         for _, _, item in sorted(events, key=lambda e: (e[0], e[1])):
             if isinstance(item, str):
@@ -83,12 +100,17 @@ def follow(sm, logs, job_name: str, printer: Printer, *, sleep=time.sleep, show_
                 printer.line(item.host, item.message)
         printer.flush()
         if desc["TrainingJobStatus"] in TERMINAL:
-            if show_logs:
-                for line in tail.poll():
+            while show_logs and tail.failure is not None:  # drain until every stream is read to its end
+                backoff(tail.failure, progress=False)
+                for line in tail.retry_unread():
                     printer.line(line.host, line.message)
             for text in summary_lines(desc):
                 printer.info(text)
             printer.flush()
             return desc
+        if tail.failure is not None:
+            backoff(tail.failure, progress=bool(lines))
+            continue
+        failures = 0
         interval = fast if lines else min(interval * 1.5, slow)
         sleep(interval)
