@@ -79,6 +79,7 @@ class FaultInjector:
         self.log = []
         self.handlers = {}  # operation -> fn(body bytes) -> (status, json-able body): emulate what moto lacks
         self.guards = {}  # operation -> fn(body bytes) -> None (let moto answer) or (status, body)
+        self.foreign_buckets = {}  # bucket -> owning account: moto ignores ExpectedBucketOwner, AWS answers 403
         self.after = {}  # operation -> fn(body bytes): run after moto answered it with 200
         self.lock = threading.Lock()
 
@@ -109,6 +110,8 @@ class FaultInjector:
             return self._drop(environ)
         if fault and fault.get("status"):
             return self._error(op, fault, start_response)
+        if op.startswith("s3.") and self._foreign(environ, path):
+            return self._error(op, {"status": 403, "code": "AccessDenied"}, start_response)
         guard = self.guards.get(op)
         answer = guard(body) if guard else None
         if answer is None and op in self.handlers:
@@ -140,6 +143,13 @@ class FaultInjector:
         if fault and fault.get("reply_delay"):
             time.sleep(fault["reply_delay"])
         return result
+
+    def _foreign(self, environ, path: str) -> bool:
+        """A call that names an owner other than the bucket's (AWS: 403 AccessDenied)."""
+        bucket = path.strip("/").split("/", 1)[0]
+        owner = self.foreign_buckets.get(bucket)
+        expected = environ.get("HTTP_X_AMZ_EXPECTED_BUCKET_OWNER")
+        return owner is not None and expected is not None and expected != owner
 
     def _pick_fault(self, op: str, path: str):
         """The first rule that matches and fires, as a dict: kind, status, code, delay."""
@@ -326,6 +336,7 @@ class LoopbackAws:
 
     def reset(self):
         urllib.request.urlopen(urllib.request.Request(self.url + "/moto-api/reset", method="POST")).read()
+        self.injector.foreign_buckets.clear()
         self.clear_faults()
 
     def inject(self, op: str, status: int = None, times: int = 1, delay: float = 0, code: str = None, *,
@@ -342,6 +353,11 @@ class LoopbackAws:
 
     def clear_faults(self):
         urllib.request.urlopen(urllib.request.Request(self.url + "/_fault", method="DELETE")).read()
+
+    def add_foreign_bucket(self, name: str, owner: str = "999999999999") -> None:
+        """A bucket that exists but belongs to another account (moto has one account)."""
+        self.client("s3").create_bucket(Bucket=name)
+        self.injector.foreign_buckets[name] = owner
 
     def calls(self) -> list:
         with self.injector.lock:

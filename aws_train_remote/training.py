@@ -176,10 +176,14 @@ def job_spec(definition, namespace, values, parser, argv, environ):
                   "run": BY_KEY["run"].flag}
     from .paths import read_aws_config
 
+    from .plan.request import hyperparameters
+
     aws_config_text = read_aws_config(environ)
-    return build_job_spec(
+    spec = build_job_spec(
         values, definition, namespace,
         container_argv=container_argv, user_dests=parser.atr_user_dests, path_flags=path_flags,
         cwd=os.getcwd(), environ=environ, now=datetime.datetime.now(datetime.timezone.utc),
         token=secrets.token_hex(3), launch_token=secrets.token_hex(16), aws_config_text=aws_config_text,
     )
+    hyperparameters(spec)  # SageMaker's count and size limits, before any file is read or written
+    return spec

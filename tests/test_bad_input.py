@@ -95,6 +95,7 @@ def test_more_than_100_hyperparameters(tmp_path, aws):
     flags = ", ".join(f'{{"dest": "--p{i}", "default": {i}}}' for i in range(100))
     write_script(tmp_path, SCRIPT.replace('{"dest": "--note", "default": ""}', flags))
     (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "f.txt").write_text("x")
     result = run_python(["train.py", *REMOTE, "--sagemaker-dry-run", "--sagemaker-region", "us-east-1"], cwd=tmp_path)
     assert result.returncode == 2
     assert "hyperparameters=" in result.stderr and "more than SageMaker's 100" in result.stderr

@@ -11,19 +11,67 @@ from aws_train_remote.aws.s3 import Progress
 from aws_train_remote.plan import hashcache
 
 
+def later():
+    """A clock a minute ahead: files written by the test are no longer 'just touched'."""
+    import time
+
+    return time.time_ns() + 60 * 10**9
+
+
 def test_hash_cache_skips_unchanged_files(tmp_path, monkeypatch):
     calls = []
     real = hashcache.sha256_file
     monkeypatch.setattr(hashcache, "sha256_file", lambda p: calls.append(p) or real(p))
     data = tmp_path / "f.bin"
     data.write_bytes(b"abc")
-    cache = hashcache.HashCache(str(tmp_path / "cache.json"))
-    first = cache(str(data))
+    cache = hashcache.HashCache(str(tmp_path / "cache.json"), clock_ns=later)
+    first, _ = cache(str(data))
     cache.save()
-    again = hashcache.HashCache(str(tmp_path / "cache.json"))
-    assert again(str(data)) == first and len(calls) == 1
+    again = hashcache.HashCache(str(tmp_path / "cache.json"), clock_ns=later)
+    assert again(str(data))[0] == first and len(calls) == 1
     data.write_bytes(b"abcd")
-    assert again(str(data)) != first and len(calls) == 2
+    assert again(str(data))[0] != first and len(calls) == 2
+
+
+def test_hash_cache_sees_an_in_place_edit_that_keeps_size_and_mtime(tmp_path):
+    """Issue 7.2: `cp -p`, `touch -r`, `tar x` restore the mtime; ctime still moves."""
+    data = tmp_path / "f.bin"
+    data.write_bytes(b"old contents")
+    st = os.stat(data)
+    cache = hashcache.HashCache(str(tmp_path / "cache.json"), clock_ns=later)
+    old, _ = cache(str(data))
+    cache.save()
+    with open(data, "r+b") as fh:  # same inode, same size
+        fh.write(b"new contents")
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))  # mtime put back, as cp -p does
+    assert os.stat(data).st_size == st.st_size and os.stat(data).st_mtime_ns == st.st_mtime_ns
+    fresh, _ = hashcache.HashCache(str(tmp_path / "cache.json"), clock_ns=later)(str(data))
+    assert fresh == hashcache.sha256_file(str(data)) != old
+
+
+def test_hash_cache_never_trusts_a_file_touched_just_now(tmp_path):
+    """On a 2-second-timestamp filesystem an edit in the same tick keeps every stamp."""
+    data = tmp_path / "f.bin"
+    data.write_bytes(b"abc")
+    cache = hashcache.HashCache(str(tmp_path / "cache.json"))
+    cache(str(data))
+    cache.save()
+    assert not (tmp_path / "cache.json").exists()  # nothing cached: re-hashed next time
+
+
+def test_hash_stable_refuses_a_file_that_keeps_changing(tmp_path):
+    data = tmp_path / "f.bin"
+    data.write_bytes(b"a")
+
+    def growing(path):
+        with open(path, "ab") as fh:
+            fh.write(b"x")
+        return "sha"
+
+    import pytest
+
+    with pytest.raises(hashcache.FileChanged):
+        hashcache.hash_stable(str(data), growing)
 
 
 class Tty(io.StringIO):

@@ -1,9 +1,14 @@
-"""Uploads of an UploadPlan: content-addressed, concurrent, never half-done.
+"""Uploads of an UploadPlan: content-addressed, concurrent, never half-done, resumable.
 
-An object that already exists (same content, same key) is not sent again; an input file
-whose bytes were uploaded before under another input prefix is copied server-side; the
-manifest of each input is written only after all its files, so an interrupted upload is
-never taken as complete. One transfer manager serves all files.
+What is already in S3 is found by one ListObjectsV2 walk per input prefix (key and size), not
+a HEAD per object, and is not sent again; a manifest is trusted only together with the objects
+it names, so a deleted object is sent again. An input file whose bytes were uploaded before
+under another prefix is copied server-side. Each object is recorded in the local index as it
+completes (saved atomically even on Ctrl-C), and the manifest of each input is written only
+after all its files, so an interrupted upload is never taken as complete and a relaunch sends
+only what is missing. A file whose stat stamp moved while it was uploaded is deleted from S3
+again and refused. Multipart uploads this launch leaves behind are aborted. One transfer
+manager serves all files.
 """
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ..errors import AwsError, UsageError
+from ..errors import AwsError, TrainRemoteError, UsageError
 from .session import error_code
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
@@ -56,61 +61,106 @@ class Progress:
             self.stream.flush()
 
 
+class FileChangedDuringUpload(TrainRemoteError):
+    """A local file changed between hashing and the end of its upload."""
+
+
 class ObjectIndex:
-    """sha256 -> key of an object already uploaded to this bucket (local, per bucket)."""
+    """sha256 -> key of an object already uploaded to this bucket (local, per bucket). Entries
+    are added as objects complete, from several threads."""
 
     def __init__(self, path: str):
         self.path = path
+        self._lock = threading.Lock()
+        self._dirty = False
         try:
             with open(path, encoding="utf-8") as fh:
                 self.entries = json.load(fh)
         except (OSError, ValueError):
+            self.entries = {}
+        if not isinstance(self.entries, dict):
             self.entries = {}
 
     def get(self, sha: str):
         return self.entries.get(sha)
 
     def add(self, sha: str, key: str) -> None:
-        self.entries[sha] = key
+        with self._lock:
+            if self.entries.get(sha) != key:
+                self.entries[sha] = key
+                self._dirty = True
+
+    def forget(self, sha: str, key: str) -> None:
+        with self._lock:
+            if self.entries.get(sha) == key:
+                del self.entries[sha]
+                self._dirty = True
 
     def save(self) -> None:
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self.entries, fh)
-        os.replace(tmp, self.path)
+        """Atomically: a reader (or a launch killed half-way) never sees half a file."""
+        with self._lock:
+            if not self._dirty:
+                return
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
+            with open(tmp, "w", encoding="utf-8") as fh:
+                json.dump(self.entries, fh)
+            os.replace(tmp, self.path)
+            self._dirty = False
+
+
+def list_prefix(s3, bucket: str, prefix: str, owner: str = None) -> dict:
+    """key -> size of every object under `prefix` (one page walk)."""
+    found = {}
+    kwargs = {"Bucket": bucket, "Prefix": prefix, **({"ExpectedBucketOwner": owner} if owner else {})}
+    for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
+        for obj in page.get("Contents", []):
+            found[obj["Key"]] = obj["Size"]
+    return found
+
+
+def object_size(s3, bucket: str, key: str, owner: str = None):
+    """The object's size, or None when there is no such object."""
+    from botocore.exceptions import ClientError
+
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key, **({"ExpectedBucketOwner": owner} if owner else {}))
+        return head["ContentLength"]
+    except ClientError as err:
+        if error_code(err) in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
 
 
 
 def object_exists(s3, bucket: str, key: str, owner: str = None) -> bool:
-    from botocore.exceptions import ClientError
-
-    try:
-        s3.head_object(Bucket=bucket, Key=key, **({"ExpectedBucketOwner": owner} if owner else {}))
-        return True
-    except ClientError as err:
-        if error_code(err) in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
+    return object_size(s3, bucket, key, owner) is not None
 
 
-def ensure_bucket(s3, bucket: str, region: str, account: str, created_by_default: bool) -> None:
-    """The bucket must exist and belong to this account; the default bucket is created if missing."""
+def check_bucket(s3, bucket: str, account: str, flag: str, may_create: bool) -> bool:
+    """Whether the bucket exists and belongs to this account (read-only). A missing bucket is an
+    error unless aws-train-remote may create it (the default bucket)."""
     from botocore.exceptions import ClientError
 
     try:
         s3.head_bucket(Bucket=bucket, ExpectedBucketOwner=account)
-        return
+        return True
     except ClientError as err:
         code = error_code(err)
         if code in ("403", "AccessDenied"):
-            raise UsageError("--sagemaker-bucket", bucket, "exists but is not owned by this account "
+            raise UsageError(flag, bucket, "exists but is not owned by this account "
                              f"({account}) or is not readable", "pass a bucket of your own") from None
         if code not in ("404", "NoSuchBucket", "NotFound"):
             raise
-    if not created_by_default:
-        raise UsageError("--sagemaker-bucket", bucket, "no such bucket", "create it, or drop the flag to "
-                         "use sagemaker-<region>-<account>")
+    if not may_create:
+        raise UsageError(flag, bucket, "no such bucket", "create it, or drop the flag to use "
+                         "sagemaker-<region>-<account>")
+    return False
+
+
+def create_bucket(s3, bucket: str, region: str) -> None:
+    from botocore.exceptions import ClientError
+
     kwargs = {"Bucket": bucket}
     if region != "us-east-1":
         kwargs["CreateBucketConfiguration"] = {"LocationConstraint": region}
@@ -144,32 +194,36 @@ class Uploader:
     def upload_plan(self, plan) -> UploadReport:
         """Upload what is missing; inputs' manifests last. Raises on failure, leaving no manifest."""
         uploads, copies, manifests = [], [], []
-        if object_exists(self.s3, self.bucket, plan.code.key, self.owner):
-            self.report.files_present += 1
-        else:
-            uploads.append(plan.code)
-        if object_exists(self.s3, self.bucket, plan.driver.key, self.owner):
-            self.report.files_present += 1
-        else:
-            uploads.append(plan.driver)
+        for single in (plan.code, plan.driver):
+            if object_size(self.s3, self.bucket, single.key, self.owner) == single.size:
+                self.report.files_present += 1
+            else:
+                uploads.append(single)
         for item in plan.inputs:
-            if object_exists(self.s3, self.bucket, item.manifest_key, self.owner):
-                self.report.files_present += len(item.files)
-                continue
+            complete = object_exists(self.s3, self.bucket, item.manifest_key, self.owner)
+            present = list_prefix(self.s3, self.bucket, item.prefix_key, self.owner)
             for f in item.files:
+                if present.get(f.key) == f.size:
+                    self.report.files_present += 1
+                    self._record(f)
+                    continue
                 source = self.index.get(f.sha256) if self.index else None
                 if source and source != f.key:
                     copies.append((f, source))
                 else:
                     uploads.append(f)
-            manifests.append((item.manifest_key, item.manifest))
+            if not complete:
+                manifests.append((item.manifest_key, item.manifest))
         self._transfer(uploads, copies)
         for key, body in manifests:  # only now is each prefix complete
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **self.extra_args)
-        if self.index:
-            for f in plan.all_files():
-                self.index.add(f.sha256, f.key)
+        for f in (plan.code, plan.driver):
+            self._record(f)
         return self.report
+
+    def _record(self, f) -> None:
+        if self.index is not None:
+            self.index.add(f.sha256, f.key)
 
     def _transfer(self, uploads, copies) -> None:
         from boto3.s3.transfer import TransferConfig, create_transfer_manager
@@ -177,23 +231,75 @@ class Uploader:
         progress = Progress(sum(f.size for f in uploads), self.progress_stream)
         config = TransferConfig(multipart_threshold=MULTIPART_THRESHOLD, multipart_chunksize=MULTIPART_THRESHOLD,
                                 max_concurrency=self.max_concurrency, use_threads=True)
+        multipart = [f for f in uploads if f.size >= MULTIPART_THRESHOLD]
         try:
             with create_transfer_manager(self.s3, config) as manager:
-                futures = [(f, manager.upload(f.local, self.bucket, f.key, extra_args=self.extra_args or None,
-                                              subscribers=[_ProgressSubscriber(progress)])) for f in uploads]
-                copied = self._copy_all(copies)
+                def send(f):
+                    return f, manager.upload(f.local, self.bucket, f.key, extra_args=self.extra_args or None,
+                                             subscribers=[_ProgressSubscriber(progress)])
+
+                futures = [send(f) for f in uploads]
+                resend = self._copy_all(copies)
+                multipart += [f for f in resend if f.size >= MULTIPART_THRESHOLD]
+                futures += [send(f) for f in resend]  # copies whose source had vanished: upload after all
                 for f, future in futures:
-                    future.result()
-                    self._count_upload(f)
-                for f in copied:  # copies whose source had vanished: upload after all
-                    manager.upload(f.local, self.bucket, f.key, extra_args=self.extra_args or None,
-                                   subscribers=[_ProgressSubscriber(progress)]).result()
-                    self._count_upload(f)
-        except Exception as err:  # noqa: BLE001 - one message for any transfer failure (not Ctrl-C)
+                    self._finish(f, future)
+        except (TrainRemoteError, KeyboardInterrupt):
+            raise
+        except Exception as err:  # noqa: BLE001 - one message for any transfer failure
             raise AwsError(f"upload to s3://{self.bucket} failed: {err}; nothing was marked complete, "
                            "run again to resume") from None
         finally:
             progress.close()
+            self._abort_leftover_multipart(multipart)
+
+    def _finish(self, f, future) -> None:
+        """Wait for one upload; a failure whose object is complete after all (its last reply was
+        lost) counts as done. Then check the file did not change while it was sent."""
+        try:
+            future.result()
+        except Exception:
+            if object_size(self.s3, self.bucket, f.key, self.owner) != f.size:
+                raise
+        self._check_unchanged(f)
+        self._count_upload(f)
+        self._record(f)
+
+    def _check_unchanged(self, f) -> None:
+        from ..plan.hashcache import stamp_of
+
+        try:
+            now = stamp_of(os.stat(f.local))
+        except OSError:
+            now = None
+        if f.stamp and now != list(f.stamp):
+            # the object may hold bytes that are not the planned sha256: it must not stay under that name
+            self.s3.delete_object(Bucket=self.bucket, Key=f.key, **({"ExpectedBucketOwner": self.owner}
+                                                                    if self.owner else {}))
+            if self.index is not None:
+                self.index.forget(f.sha256, f.key)
+            raise FileChangedDuringUpload(f"{f.local} changed while it was uploaded; nothing was marked "
+                                          "complete; launch again once it is written")
+
+    def _abort_leftover_multipart(self, files) -> None:
+        """Abort incomplete multipart uploads to these keys: after a CreateMultipartUpload whose reply
+        was lost, S3 holds an upload nobody will complete (and bills its parts). Uploads to a key that
+        is now complete are redundant whoever started them; a concurrent launch whose upload is
+        aborted finds the object complete and counts it as done."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        for f in files:
+            try:
+                if object_size(self.s3, self.bucket, f.key, self.owner) != f.size:
+                    continue  # interrupted: s3transfer aborted its own upload; a relaunch cleans the rest
+                page = self.s3.list_multipart_uploads(Bucket=self.bucket, Prefix=f.key, **(
+                    {"ExpectedBucketOwner": self.owner} if self.owner else {}))
+                for upload in page.get("Uploads", []):
+                    if upload["Key"] == f.key:
+                        self.s3.abort_multipart_upload(Bucket=self.bucket, Key=f.key, UploadId=upload["UploadId"],
+                                                       **({"ExpectedBucketOwner": self.owner} if self.owner else {}))
+            except (ClientError, BotoCoreError, KeyboardInterrupt):
+                return  # housekeeping only: never turn a finished launch into a failed one
 
     def _count_upload(self, f) -> None:
         with self._lock:
@@ -213,10 +319,13 @@ class Uploader:
                                     **self.extra_args)
             except ClientError as err:
                 if error_code(err) in ("NoSuchKey", "404"):
+                    if self.index is not None:
+                        self.index.forget(f.sha256, source)
                     return f
                 raise
             with self._lock:
                 self.report.files_copied += 1
+            self._record(f)
             return None
 
         large = [item for item in copies if item[0].size >= 5 * 1024 ** 3]

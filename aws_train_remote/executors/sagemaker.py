@@ -60,38 +60,45 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
     """Upload and create the job; return as soon as CreateTrainingJob succeeded."""
     import secrets
 
-    from botocore.exceptions import ClientError
-
     from ..aws import s3 as s3mod
     from ..gitinfo import read_git_info
     from ..plan.hashcache import HashCache
     from ..plan.request import build_request, default_bucket, neuron_cache_uri
-    from ..plan.uploads import build_upload_plan
+    from ..plan.uploads import scan, write_plan
     from ..spec.naming import unique_job_name
 
     out = out if out is not None else sys.stdout
     rand = rand or (lambda: secrets.token_hex(3))
     cache = cache_root(environ)
     hashes = HashCache(os.path.join(cache, "hashes.json"))
-    plan = build_upload_plan(spec, cache, hash_file=hashes)  # before any AWS call: bad input costs nothing
+    scanned = scan(spec, cache, hash_file=hashes)  # reads only: a bad file costs no AWS call, writes nothing
+
+    # read-only checks against AWS; nothing is created (locally or in AWS) before all of them pass
+    account = account_id(session)
+    role_arn = resolve_role(session.client("iam"), spec.role, account)
+    bucket = spec.bucket or default_bucket(spec.region, account)
+    s3 = session.client("s3")
+    bucket_exists = s3mod.check_bucket(s3, bucket, account, "--sagemaker-bucket", may_create=spec.bucket is None)
+    for flag, other in other_buckets(spec, bucket):
+        s3mod.check_bucket(s3, other, account, flag, may_create=False)
+    sm = session.client("sagemaker")
+    if spec.explicit_job_name:
+        refuse_taken_name(sm, spec.job_name)
+
+    plan = write_plan(spec, scanned, cache)
     hashes.save()
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-
-    account = account_id(session)
-    role_arn = resolve_role(session.client("iam"), spec.role, account)  # before anything is created
-    bucket = spec.bucket or default_bucket(spec.region, account)
-    s3 = session.client("s3")
-    s3mod.ensure_bucket(s3, bucket, spec.region, account, created_by_default=spec.bucket is None)
-
+    if not bucket_exists:
+        s3mod.create_bucket(s3, bucket, spec.region)
     index = s3mod.ObjectIndex(os.path.join(cache, "objects", f"{bucket}.json"))
     uploader = s3mod.Uploader(s3, bucket, kms_key=spec.kms_key, index=index, owner=account)
     try:
         report = uploader.upload_plan(plan)
     except KeyboardInterrupt:
-        print("\ninterrupted during upload: no job was created, and no partial upload is marked "
-              "complete; run again to resume", file=sys.stderr)
-        raise
+        print("\ninterrupted during upload: no job was created; what was sent is kept and nothing partial "
+              "is marked complete, so a relaunch sends only what is missing", file=sys.stderr)
+        raise SystemExit(130) from None
     finally:
         index.save()
     print(f"uploads: {report.files_uploaded} files sent ({report.bytes_uploaded / 1e6:.1f} MB), "
@@ -109,7 +116,6 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
         cache_bucket, cache_key = split_s3(cache_uri)
         s3mod.put_marker(s3, cache_bucket, cache_key + ".atr-cache-marker", spec.kms_key)
 
-    sm = session.client("sagemaker")
     for attempt in range(MAX_NAME_ATTEMPTS):
         name = request["TrainingJobName"]
         try:
@@ -135,6 +141,30 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
         spec = dataclasses.replace(spec, job_name=name)  # a fresh name; the rest unchanged
         request = build_request(spec, plan, account=account, bucket=bucket, git=git, role=role_arn)
     return Launched(request["TrainingJobName"], request, report, spec.region)
+
+
+def other_buckets(spec, bucket: str) -> list:
+    """(flag, bucket) of every other bucket the job writes to: each must be this account's."""
+    from ..plan.request import checkpoint_uri, neuron_cache_uri, output_uri
+
+    found = []
+    for flag, uri in (("--sagemaker-output-s3", output_uri(spec, bucket)),
+                      ("--sagemaker-checkpoint-s3", checkpoint_uri(spec, bucket)),
+                      ("--sagemaker-neuron-cache", neuron_cache_uri(spec, bucket))):
+        if uri:
+            name = split_s3(uri)[0]
+            if name != bucket and name not in [b for _, b in found]:
+                found.append((flag, name))
+    return found
+
+
+def refuse_taken_name(sm, name: str) -> None:
+    """An explicit job name already in use is bad input, found before anything is uploaded."""
+    from ..aws.jobs import describe_or_none
+
+    if describe_or_none(sm, name) is not None:
+        raise UsageError("--sagemaker-job-name", name, "a training job of this name already exists in this "
+                         "account and region", "choose another name, or drop the flag for a generated one")
 
 
 def create_or_adopt(sm, request: dict, token: str) -> str:

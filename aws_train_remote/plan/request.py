@@ -5,6 +5,8 @@ the launcher sends this dict; nothing is re-derived in between.
 """
 from __future__ import annotations
 
+import os
+
 from .. import contract
 from .._version import __version__
 from ..contract import encode_hyperparameter as encode
@@ -68,15 +70,17 @@ def _channel(name: str, uri: str, mode: str = "File", distribution: str = "Fully
     }
 
 
-def path_flags(spec, plan=None) -> dict:
+def path_flags(spec) -> dict:
     """What the runtime needs to re-add the path flags, pointing at container paths.
 
     A local input that is a single file travels as a one-file channel; `file` names it so the
     flag points at the file, as it did on the user's machine.
     """
-    single = {item.name: item.files[0].relpath for item in (plan.inputs if plan else ()) if item.single_file}
+    def single(i):
+        return os.path.basename(i.location) if i.single_file else None
+
     return {
-        "inputs": {i.name: {"flag": i.flag, "mode": i.mode, "file": single.get(i.name)} for i in spec.inputs},
+        "inputs": {i.name: {"flag": i.flag, "mode": i.mode, "file": single(i)} for i in spec.inputs},
         "model": spec.path_flags.get("model"),
         "output": spec.path_flags.get("output"),
         "checkpoint": spec.path_flags.get("checkpoint"),
@@ -86,14 +90,16 @@ def path_flags(spec, plan=None) -> dict:
     }
 
 
-def hyperparameters(spec, plan=None) -> dict:
+def hyperparameters(spec) -> dict:
+    """Every hyperparameter of the job; raises UsageError past SageMaker's limits. Pure, so the
+    launcher checks it before the first file is read or written."""
     hps = {name: text for name, text in spec.hyperparameters}
     ours = {
         contract.HP_PROGRAM: encode(spec.script),
         contract.HP_REGION: encode(spec.region),
         contract.HP_JOB_NAME: encode(spec.job_name),
         contract.HP_DISTRIBUTION: encode(spec.distribution),
-        contract.HP_PATHS: encode(path_flags(spec, plan), compact=True),
+        contract.HP_PATHS: encode(path_flags(spec), compact=True),
         contract.HP_DEPENDENCIES: encode([d.bundle_path.rsplit("/", 1)[0] for d in spec.dependencies]),
     }
     if spec.requirements:
@@ -171,7 +177,7 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
         "TrainingJobName": spec.job_name,
         "RoleArn": role or role_arn(spec.role, account),
         "AlgorithmSpecification": algorithm,
-        "HyperParameters": hyperparameters(spec, plan),
+        "HyperParameters": hyperparameters(spec),
         "InputDataConfig": channels,
         "OutputDataConfig": output,
         "ResourceConfig": resources,

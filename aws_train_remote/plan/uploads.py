@@ -15,17 +15,11 @@ import os
 from dataclasses import dataclass
 
 from .. import contract
+from ..errors import UsageError
 from . import source
+from .hashcache import FileChanged, hash_stable
 
-CHUNK = 1024 * 1024
-
-
-def sha256_file(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
+S3_KEY_LIMIT = 1024  # bytes of UTF-8, S3's limit on an object key
 
 
 @dataclass(frozen=True)
@@ -35,6 +29,7 @@ class PlannedFile:
     size: int
     sha256: str
     key: str
+    stamp: tuple = ()  # (size, mtime_ns, ctime_ns, inode, device) when hashed: a change after it is caught
 
 
 @dataclass(frozen=True)
@@ -92,25 +87,87 @@ def manifest_bytes(entries) -> bytes:
     return json.dumps({"version": 1, "files": rows}, sort_keys=True, separators=(",", ":")).encode()
 
 
-def plan_input(name: str, location: str, prefix: str, hash_file=sha256_file) -> InputUpload:
+def input_files(location: str, flag: str) -> list:
+    """(relative posix path, path to read) of every file under an input folder, symlinks followed
+    and loops cut (a link back to a folder above is not entered), sorted by path. Refuses, in one
+    line each: a folder it cannot list, a name that is not UTF-8, a broken link, a special file."""
+    found = []
+
+    def walk(real_dir: str, rel_dir: str, ancestors: frozenset):
+        try:
+            names = sorted(os.listdir(real_dir))
+        except OSError as err:
+            raise UsageError(flag, os.path.join(location, rel_dir), f"cannot list this folder ({err.strerror})",
+                             "fix its permissions or point the flag at another folder") from None
+        for name in names:
+            rel = f"{rel_dir}/{name}" if rel_dir else name
+            full = os.path.join(real_dir, name)
+            _require_utf8(flag, os.path.join(location, rel))
+            real = os.path.realpath(full)
+            if os.path.isdir(real):
+                if real not in ancestors:  # a link to a folder above would repeat the tree forever
+                    walk(real, rel, ancestors | {real})
+            elif os.path.isfile(real):
+                found.append((rel, full))
+            elif not os.path.exists(real):
+                raise UsageError(flag, os.path.join(location, rel), "broken symlink",
+                                 "remove it or make it point at a file")
+            else:
+                raise UsageError(flag, os.path.join(location, rel), "not a regular file (a FIFO, socket or "
+                                 "device)", "remove it from the input folder")
+
+    root = os.path.realpath(location)
+    walk(root, "", frozenset({root}))
+    return found
+
+
+def _require_utf8(flag: str, path: str) -> None:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise UsageError(flag, shown, "file name is not valid UTF-8 (S3 keys and the tar bundle need UTF-8)",
+                         "rename the file") from None
+
+
+def hash_input_file(flag: str, path: str, hash_file) -> tuple:
+    """(sha256, stamp), or one line naming the file that cannot be read."""
+    try:
+        return hash_file(path)
+    except FileChanged:
+        raise UsageError(flag, path, "kept changing while it was read", "launch again once it is written") from None
+    except OSError as err:
+        raise UsageError(flag, path, f"cannot be read ({err.strerror or err})",
+                         "fix its permissions, or leave it out of the input") from None
+
+
+def plan_input(name: str, location: str, prefix: str, hash_file=hash_stable, flag: str = None) -> InputUpload:
+    flag = flag or f"--{name.replace('_', '-')}"
+    _require_utf8(flag, location)
     if os.path.isdir(location):
-        entries = []
-        for dirpath, dirnames, filenames in os.walk(location, followlinks=True):
-            dirnames.sort()
-            for fname in sorted(filenames):
-                full = os.path.join(dirpath, fname)
-                if os.path.isfile(full):
-                    rel = os.path.relpath(full, location).replace(os.sep, "/")
-                    entries.append((rel, full))
+        entries = input_files(location, flag)
+        if not entries:
+            raise UsageError(flag, location, "empty folder (SageMaker refuses an empty channel)",
+                             "put the data in it, or point the flag at the folder that holds it")
         single = False
-    else:
+    elif os.path.isfile(location):
         entries = [(os.path.basename(location), location)]
         single = True
-    hashed = [(rel, full, os.path.getsize(full), hash_file(full)) for rel, full in entries]
-    manifest = manifest_bytes([(rel, size, sha) for rel, _, size, sha in hashed])
+    else:
+        raise UsageError(flag, location, "not a regular file or folder", "point the flag at a file or folder")
+    hashed = []
+    for rel, full in entries:
+        sha, stamp = hash_input_file(flag, full, hash_file)
+        hashed.append((rel, full, stamp[0], sha, tuple(stamp)))
+    manifest = manifest_bytes([(rel, size, sha) for rel, _, size, sha, _ in hashed])
     mhash = hashlib.sha256(manifest).hexdigest()
     prefix_key = _key(prefix, "inputs", mhash) + "/"
-    files = tuple(PlannedFile(full, rel, size, sha, prefix_key + rel) for rel, full, size, sha in hashed)
+    longest = max(hashed, key=lambda h: len(h[0].encode("utf-8")))[0]
+    key_bytes = len((prefix_key + longest).encode("utf-8"))
+    if key_bytes > S3_KEY_LIMIT:
+        raise UsageError(flag, os.path.join(location, longest), f"its S3 key would be {key_bytes} bytes, over "
+                         f"S3's {S3_KEY_LIMIT}", "shorten the path (or --sagemaker-prefix)")
+    files = tuple(PlannedFile(full, rel, size, sha, prefix_key + rel, stamp) for rel, full, size, sha, stamp in hashed)
     return InputUpload(name, mhash, prefix_key, _key(prefix, "manifests", f"{mhash}.json"), manifest, files, single)
 
 
@@ -168,20 +225,40 @@ def bundle_selection(spec, also_exclude=()) -> source.Selection:
     return source.Selection(tuple(sorted(files, key=lambda f: f.relpath)), tuple(skipped))
 
 
-def build_upload_plan(spec, cache_dir: str, hash_file=sha256_file) -> UploadPlan:
-    """Select, pack and hash everything; the bundle is written under <cache_dir>/bundles."""
+@dataclass(frozen=True)
+class Scan:
+    """What a launch would ship, read and hashed but not yet written anywhere."""
+    selection: source.Selection
+    inputs: tuple  # InputUpload
+
+
+def scan(spec, cache_dir: str, hash_file=hash_stable) -> Scan:
+    """Select the code and hash the inputs. Reads only: a bad file is refused before anything
+    is written, locally or in AWS."""
     selection = bundle_selection(spec, also_exclude=[cache_dir])
+    inputs = tuple(plan_input(i.name, i.location, spec.prefix, hash_file, i.flag) for i in spec.inputs if not i.is_s3)
+    return Scan(selection, inputs)
+
+
+def write_plan(spec, scanned: Scan, cache_dir: str) -> UploadPlan:
+    """Write the code bundle and the driver under <cache_dir>/bundles; the plan names them."""
     bundle_dir = os.path.join(cache_dir, "bundles")
     os.makedirs(bundle_dir, exist_ok=True)
     tmp = os.path.join(bundle_dir, f".bundle-{os.getpid()}.tmp")
-    with open(tmp, "wb") as out:
-        digest = source.write_bundle(selection.files, out)
+    try:
+        with open(tmp, "wb") as out:
+            digest = source.write_bundle(scanned.selection.files, out)
+    except BaseException:
+        os.unlink(tmp)
+        raise
     bundle_path = os.path.join(bundle_dir, f"{digest}.tar.gz")
     os.replace(tmp, bundle_path)
     code = PlannedFile(bundle_path, contract.BUNDLE_FILE, os.path.getsize(bundle_path), digest,
                        _key(spec.prefix, "code", digest, contract.BUNDLE_FILE))
     driver = plan_driver(spec.prefix, bundle_dir)
-    inputs = tuple(plan_input(i.name, i.location, spec.prefix, hash_file) for i in spec.inputs if not i.is_s3)
-    return UploadPlan(code, driver, inputs, selection.skipped,
-                      tuple(source.bundle_warnings(selection)))
+    return UploadPlan(code, driver, scanned.inputs, scanned.selection.skipped,
+                      tuple(source.bundle_warnings(scanned.selection)))
 
+
+def build_upload_plan(spec, cache_dir: str, hash_file=hash_stable) -> UploadPlan:
+    return write_plan(spec, scan(spec, cache_dir, hash_file), cache_dir)

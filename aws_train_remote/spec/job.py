@@ -38,6 +38,7 @@ class InputSpec:
     location: str  # absolute local path or s3:// URI
     mode: str  # File, FastFile or Pipe
     flag: str
+    single_file: bool = False  # a local file, not a folder: the channel holds just it
 
     @property
     def is_s3(self) -> bool:
@@ -341,7 +342,9 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         flag = definition.input_flag(name)
         raw = getattr(namespace, name)
         _need(raw not in (None, ""), flag, None, "no location for this input", f"pass {flag} PATH_OR_S3_URI")
-        inputs.append(InputSpec(name, _location_or_s3(flag, raw, cwd), getattr(namespace, f"{name}_mode"), flag))
+        location = _location_or_s3(flag, raw, cwd)
+        inputs.append(InputSpec(name, location, getattr(namespace, f"{name}_mode"), flag,
+                                single_file=not values.is_s3_uri(location) and not os.path.isdir(location)))
     dependencies = []
     for name, _default in definition.dependencies:
         flag = definition.dependency_flag(name)
