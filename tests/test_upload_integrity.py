@@ -1,0 +1,165 @@
+"""What is in S3 is what the job reads (issue 7, items 2-4): no stale hash, no manifest trusted
+without its objects, an interrupted upload resumed, no multipart upload left behind."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import boto3
+from conftest import REPO, run_python, write_script
+
+ROLE = "arn:aws:iam::123456789012:role/TrainRole"
+BUCKET = "sagemaker-us-east-1-123456789012"
+DATA_OPS = ("s3.PutObject", "s3.UploadPart")
+SCRIPT = """
+from aws_train_remote import training_main
+def main(args):
+    print("trained")
+if __name__ == "__main__":
+    training_main(main, inputs={"train": "data"})
+"""
+
+
+def project(root, files=5, big=0):
+    write_script(root, SCRIPT)
+    data = root / "data"
+    data.mkdir()
+    for i in range(files):
+        (data / f"part-{i:03d}.csv").write_text(f"{i},{i * i}\n" * 20)
+    if big:
+        (data / "big.bin").write_bytes(os.urandom(big))
+    return root
+
+
+def launch(cwd, *args):
+    result = run_python(["train.py", "--sagemaker-run", "yes", "--sagemaker-role", ROLE, "--sagemaker-wait", "no",
+                         *args], cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def s3():
+    return boto3.client("s3", region_name="us-east-1")
+
+
+def input_objects():
+    pages = s3().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix="aws-train-remote/inputs/")
+    return {o["Key"]: o["Size"] for p in pages for o in p.get("Contents", [])}
+
+
+def channel_matches_local(aws, data_dir):
+    """The last job's train channel holds exactly the local files, byte for byte."""
+    import hashlib
+
+    body = [c["body"] for c in aws.calls() if c["op"] == "SageMaker.CreateTrainingJob"][-1]
+    uri = next(c for c in body["InputDataConfig"] if c["ChannelName"] == "train")["DataSource"]["S3DataSource"]["S3Uri"]
+    prefix = uri.split(BUCKET + "/", 1)[1]
+    remote = {}
+    for page in s3().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
+        for o in page.get("Contents", []):
+            data = s3().get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
+            remote[o["Key"][len(prefix):]] = hashlib.sha256(data).hexdigest()
+    local = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in data_dir.iterdir()}
+    return remote == local
+
+
+def test_in_place_edit_keeping_size_and_mtime_is_sent(tmp_path, aws):
+    """Issue 7.2: `cp -p` over a file: same size, same mtime, new bytes."""
+    root = project(tmp_path)
+    target = root / "data" / "part-001.csv"
+    old = os.stat(target)
+    os.utime(target, ns=(old.st_atime_ns, old.st_mtime_ns - 86400 * 10**9))  # a day-old file
+    old = os.stat(target)
+    time.sleep(2.1)  # past the 'just touched' window, so the first launch caches its hash
+    launch(root)
+    with open(target, "r+b") as fh:
+        fh.write(b"9")  # same length, same inode
+    os.utime(target, ns=(old.st_atime_ns, old.st_mtime_ns))
+    assert os.stat(target).st_mtime_ns == old.st_mtime_ns and os.stat(target).st_size == old.st_size
+    aws.clear_faults()
+    second = launch(root)
+    assert "1 file" in second.stdout.split("uploads: ", 1)[1], second.stdout
+    assert channel_matches_local(aws, root / "data")
+
+
+def test_deleted_object_under_a_complete_manifest_is_sent_again(tmp_path, aws):
+    """Issue 7.3: the manifest is trusted only with its objects (one listing, no HEAD per object)."""
+    root = project(tmp_path, files=30)
+    launch(root)
+    victim = sorted(input_objects())[3]
+    s3().delete_object(Bucket=BUCKET, Key=victim)
+    aws.clear_faults()
+    second = launch(root)
+    calls = aws.calls()
+    puts = [c["path"] for c in calls if c["op"] == "s3.PutObject"]
+    assert puts == [f"/{BUCKET}/{victim}"], puts
+    assert sum(1 for c in calls if c["op"] == "s3.HeadObject") <= 3  # code, driver, manifest: not one per file
+    assert sum(1 for c in calls if c["op"] == "s3.ListObjectsV2") == 1
+    assert "31 already there" in second.stdout  # 29 inputs, the code and the driver
+    assert channel_matches_local(aws, root / "data")
+
+
+def test_relaunch_after_ctrl_c_sends_only_what_is_missing(tmp_path, aws):
+    """Issue 7.4: 40 small files and one 20 MB file (multipart); Ctrl-C after the big file and
+    most small ones are in S3; the relaunch sends only the rest."""
+    root = project(tmp_path, files=40, big=20 * 1024 * 1024)
+    # from the 31st small object on, each PUT hangs 2 s and never reaches S3
+    aws.inject(r"^s3\.PutObject$", kind="drop_before", delay=2.0, skip=30, times=1000)
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, "train.py", "--sagemaker-run", "yes", "--sagemaker-role", ROLE],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        ops = [c["op"] for c in aws.calls()]
+        if ops.count("s3.CompleteMultipartUpload") and ops.count("s3.PutObject") > 31:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "no job was created" in err
+    before = input_objects()
+    assert any(k.endswith("/big.bin") for k in before) and 0 < len(before) < 41
+    assert not s3().list_objects_v2(Bucket=BUCKET, Prefix="aws-train-remote/manifests/").get("Contents")
+    aws.clear_faults()
+    relaunch = launch(root)
+    sent = [c["path"].split(BUCKET + "/", 1)[1] for c in aws.calls() if c["op"] in DATA_OPS]
+    resent = [k for k in sent if k in before]
+    assert resent == [], resent
+    assert not any(k.endswith("/big.bin") for k in sent)
+    assert f"{41 - len(before)} file" in relaunch.stdout.split("uploads: ", 1)[1]
+    assert channel_matches_local(aws, root / "data")
+    print(f"interrupted with {len(before)} of 41 objects in S3; relaunch sent {len(sent) - 1} objects + manifest, "
+          f"0 re-sent")
+
+
+def test_lost_multipart_replies_leave_no_incomplete_upload(tmp_path, aws):
+    """Issue 7.4: a dropped CreateMultipartUpload reply (the server made an upload nobody knows of)
+    and a dropped CompleteMultipartUpload reply (the object is complete; the retry fails)."""
+    root = project(tmp_path, files=2, big=20 * 1024 * 1024)
+    aws.inject(r"^s3\.CreateMultipartUpload$", kind="drop_after")
+    aws.inject(r"^s3\.CompleteMultipartUpload$", kind="drop_after")
+    result = launch(root)
+    assert "Traceback" not in result.stderr
+    assert [c["fault"] for c in aws.calls() if c["fault"]] == ["drop_after", "drop_after"]
+    assert s3().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert channel_matches_local(aws, root / "data")
+
+
+def test_a_file_changed_while_uploading_is_refused_and_not_left_in_s3(tmp_path, aws):
+    root = project(tmp_path, files=3)
+    target = root / "data" / "part-001.csv"
+    aws.inject(r"^s3\.PutObject$", path=r"part-001\.csv$", delay=2.0)
+    env = dict(os.environ, PYTHONPATH=REPO)
+    proc = subprocess.Popen([sys.executable, "train.py", "--sagemaker-run", "yes", "--sagemaker-role", ROLE],
+                            cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 30
+    while time.time() < deadline and not any(c.get("path", "").endswith("part-001.csv") for c in aws.calls()):
+        time.sleep(0.02)
+    target.write_text("rewritten while uploading\n")
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "part-001.csv changed while it was uploaded" in err and len(err.strip().splitlines()) == 1
+    assert not any(k.endswith("part-001.csv") for k in input_objects())
+    assert not any(c["op"] == "SageMaker.CreateTrainingJob" for c in aws.calls())
