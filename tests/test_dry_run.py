@@ -105,7 +105,8 @@ def test_upload_plan_lists_each_file_with_hash_and_key(project):
         names = tar.getnames()
     assert "train.py" in names and "helper.py" in names and "_atr_deps/mylib/mylib/__init__.py" in names
     assert ".env" not in names and not any(n.startswith("data/") for n in names)
-    assert any(".env" in note for note in doc["notes"])
+    assert {"path": ".env", "reason": "secret (credentials or keys)"} in doc["kept_out"]
+    assert any("kept out" in note for note in doc["notes"])
     driver = [r for r in doc["uploads"] if r["key"].endswith("/atr.pyz")]
     assert len(driver) == 1 and driver[0]["key"].split("/")[-2] == driver[0]["sha256"]
 

@@ -65,7 +65,43 @@ def test_secrets_environments_and_vcs_never_ship(tmp_path):
     selection = select_files(str(tmp_path))
     assert [f.relpath for f in selection.files] == ["src/mod.py", "train.py"]
     assert {".env", ".env.prod", "server.pem", "id_rsa", "id_ed25519.pub", ".aws/", ".git/", "myenv/",
-            "__pycache__/", ".netrc", "credentials"} <= set(selection.skipped)
+            "__pycache__/", ".netrc", "credentials"} <= {rel for rel, _ in selection.skipped}
+
+
+SECRETS = {".envrc": "export K=1", ".boto": "[Credentials]", ".s3cfg": "access_key=x", ".npmrc": "//r/:_authToken=x",
+           ".netrc": "machine m", ".pypirc": "[pypi]", "service-account-prod.json": "{}", "credentials.json": "{}",
+           ".config/gcloud/application_default_credentials.json": "{}", ".kube/config": "token: x",
+           ".docker/config.json": "{}", "nested/.env": "K=1", "keys/deploy.pem": "-----"}
+
+
+def test_issue7_secret_files_never_ship_and_are_listed_with_a_reason(tmp_path):
+    tree(tmp_path, {"train.py": "", "src/mod.py": "", **SECRETS})
+    selection = select_files(str(tmp_path))
+    assert [f.relpath for f in selection.files] == ["src/mod.py", "train.py"]
+    reasons = dict(selection.skipped)
+    for path in SECRETS:
+        top = path.split("/")
+        shown = next((("/".join(top[:i + 1]) + "/") for i in range(len(top) - 1)
+                      if "/".join(top[:i + 1]) + "/" in reasons), path)
+        assert shown in reasons, (path, reasons)
+
+
+def test_a_link_is_judged_by_its_target(tmp_path):
+    tree(tmp_path, {"train.py": "", ".env": "AWS_SECRET_ACCESS_KEY=abc", ".aws/credentials": "[default]"})
+    os.symlink(".env", tmp_path / "settings.txt")
+    os.symlink(".aws", tmp_path / "conf")
+    selection = select_files(str(tmp_path))
+    assert [f.relpath for f in selection.files] == ["train.py"]
+    reasons = dict(selection.skipped)
+    assert reasons["settings.txt"] == "link to .env: secret (credentials or keys)"
+    assert reasons["conf/"] == "link to .aws: credentials folder"
+
+
+def test_an_explicit_include_in_sagemakerignore_ships_it(tmp_path):
+    tree(tmp_path, {"train.py": "", "model.key": "not a secret, a lookup table", ".sagemakerignore": "!model.key\n",
+                    ".gitignore": "!.env\n", ".env": "K=1"})
+    names_shipped = [f.relpath for f in select_files(str(tmp_path)).files]
+    assert "model.key" in names_shipped and ".env" not in names_shipped  # only .sagemakerignore can say so
 
 
 def test_symlink_inside_is_followed_and_escaping_one_refused(tmp_path):

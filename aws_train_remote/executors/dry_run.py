@@ -28,9 +28,11 @@ def dry_run_document(spec, environ) -> dict:
     request = build_request(spec, plan, account=account, git=read_git_info(spec.source_dir))
     notes += list(plan.warnings)
     if plan.skipped:
-        notes.append("never shipped: " + ", ".join(plan.skipped[:20]) + (" ..." if len(plan.skipped) > 20 else ""))
+        notes.append(f"{len(plan.skipped)} files or folders of the source are kept out of the code bundle "
+                     "(see kept_out); a `!name` line in .sagemakerignore ships one on purpose")
     return {"request": request, "uploads": plan.describe(),
             "manifests": [{"key": i.manifest_key, "size": len(i.manifest)} for i in plan.inputs],
+            "kept_out": [{"path": rel, "reason": why} for rel, why in plan.skipped],
             "notes": notes}
 
 

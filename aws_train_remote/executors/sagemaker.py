@@ -246,7 +246,7 @@ def download_model(s3, desc: dict, model_dir: str) -> int:
     """Fetch model.tar.gz and unpack it (safely) into model_dir; returns the file count."""
     import tempfile
 
-    from ..runtime.safe_tar import UnsafeArchive, safe_extract
+    from ..runtime.safe_tar import UnsafeArchive, extract_into
 
     uri = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
     if not uri:
@@ -256,9 +256,9 @@ def download_model(s3, desc: dict, model_dir: str) -> int:
         local = os.path.join(tmp, "model.tar.gz")
         s3.download_file(bucket, key, local)
         try:
-            return safe_extract(local, model_dir)
+            return extract_into(local, model_dir)
         except UnsafeArchive as err:
-            raise AwsError(f"refusing to unpack {uri}: {err}") from None
+            raise AwsError(f"refusing to unpack {uri}: {err}; nothing was written to {model_dir}") from None
 
 
 def launch_and_follow(spec, environ, *, session=None, out=None, sleep=time.sleep) -> int:

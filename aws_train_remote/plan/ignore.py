@@ -9,18 +9,56 @@ import re
 from dataclasses import dataclass
 
 IGNORE_FILES = (".gitignore", ".sagemakerignore")
+EXPLICIT_FILE = ".sagemakerignore"  # a `!name` line here ships even a file we never ship by default
 
-# Never shipped, whatever the ignore files say: VCS data, environments, caches, secrets.
-ALWAYS_SKIP_DIRS = {".git", ".hg", ".svn", ".venv", "venv", ".tox", ".nox", "__pycache__",
-                    ".pytest_cache", ".mypy_cache", ".ruff_cache", ".ipynb_checkpoints", ".aws",
-                    ".ssh", ".gnupg", ".idea", ".vscode", "node_modules", ".atr-cache"}
+# Never shipped unless a .sagemakerignore names them with `!`: VCS data, environments, caches,
+# credentials. Each kind says why in the dry run.
+_DIR_REASONS = {
+    "version control data": {".git", ".hg", ".svn"},
+    "virtual environment": {".venv", "venv", ".tox", ".nox", "node_modules"},
+    "cache": {"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache", ".ipynb_checkpoints", ".atr-cache"},
+    "editor settings": {".idea", ".vscode"},
+    "credentials folder": {".aws", ".ssh", ".gnupg", ".kube", ".docker", ".azure", ".gcloud"},
+}
+ALWAYS_SKIP_DIRS = set().union(*_DIR_REASONS.values())
 _SECRET_FILES = re.compile(
-    r"^(\.env(\..*)?|.*\.env|.*\.pem|.*\.key|.*\.p12|.*\.pfx|id_rsa.*|id_dsa.*|id_ecdsa.*|id_ed25519.*|"
-    r"credentials|\.netrc|\.pypirc|\.git-credentials|\.dockercfg|.*\.pyc|\.DS_Store)$")
+    r"^(\.env(\..*)?|.*\.env|\.envrc|.*\.pem|.*\.key|.*\.p12|.*\.pfx|.*\.jks|.*\.keystore|"
+    r"id_rsa.*|id_dsa.*|id_ecdsa.*|id_ed25519.*|credentials|credentials\.json|service[-_]account.*\.json|"
+    r"application_default_credentials\.json|client_secrets?\.json|\.netrc|_netrc|\.pypirc|\.npmrc|\.yarnrc|"
+    r"\.boto|\.s3cfg|\.pgpass|\.git-credentials|\.dockercfg|\.htpasswd|.*\.tfvars|.*\.tfstate(\..*)?)$",
+    re.IGNORECASE)
+_CLUTTER_FILES = re.compile(r"^(.*\.pyc|\.DS_Store)$")
+
+
+def skip_reason(name: str, is_dir: bool, parent: str = ""):
+    """Why a file or folder named `name` (inside folder `parent`) is never shipped by default, or None."""
+    if is_dir:
+        if parent == ".config" and name == "gcloud":  # gcloud's application-default credentials
+            return "credentials folder"
+        for reason, names in _DIR_REASONS.items():
+            if name in names:
+                return reason
+        return None
+    if _SECRET_FILES.match(name):
+        return "secret (credentials or keys)"
+    if _CLUTTER_FILES.match(name):
+        return "cache"
+    return None
+
+
+def path_skip_reason(relpath: str, is_dir: bool):
+    """skip_reason for every component of a path (a link's target is judged by where it leads)."""
+    parts = [p for p in relpath.split("/") if p]
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        reason = skip_reason(part, is_dir or not last, parts[i - 1] if i else "")
+        if reason:
+            return reason
+    return None
 
 
 def always_skip_file(name: str) -> bool:
-    return bool(_SECRET_FILES.match(name))
+    return skip_reason(name, False) is not None
 
 
 def is_virtualenv(names) -> bool:
@@ -95,10 +133,11 @@ def parse_rules(text: str) -> tuple:
     return tuple(rules)
 
 
-def is_ignored(rules_by_base, relpath: str, is_dir: bool) -> bool:
-    """rules_by_base: [(base relpath or '', rules[, lead]), ...] from the top down; the last
-    match wins. `lead` is the root's path below an ancestor folder whose .gitignore applies."""
-    ignored = False
+def last_match(rules_by_base, relpath: str, is_dir: bool):
+    """rules_by_base: [(base relpath or '', rules[, lead]), ...] from the top down. The last rule
+    that matches decides: "ignore", "include" (a `!` rule), or None when no rule matches.
+    `lead` is the root's path below an ancestor folder whose .gitignore applies."""
+    verdict = None
     for entry in rules_by_base:
         base, rules = entry[0], entry[1]
         lead = entry[2] if len(entry) > 2 else ""
@@ -113,8 +152,12 @@ def is_ignored(rules_by_base, relpath: str, is_dir: bool) -> bool:
             if rule.dir_only and not is_dir:
                 continue
             if rule.regex.match(local):
-                ignored = not rule.negate
-    return ignored
+                verdict = "include" if rule.negate else "ignore"
+    return verdict
+
+
+def is_ignored(rules_by_base, relpath: str, is_dir: bool) -> bool:
+    return last_match(rules_by_base, relpath, is_dir) == "ignore"
 
 
 def ancestor_gitignores(root: str) -> list:

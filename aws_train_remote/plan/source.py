@@ -31,7 +31,7 @@ class SourceFile:
 @dataclass(frozen=True)
 class Selection:
     files: tuple  # SourceFile, sorted by relpath
-    skipped: tuple  # relpaths skipped by the always-skip rules (secrets, environments)
+    skipped: tuple  # (relpath, reason) of everything kept out; a folder once, with a trailing "/"
 
     @property
     def size(self) -> int:
@@ -42,12 +42,16 @@ class Selection:
 
 
 def select_files(root: str, exclude=(), flag: str = "--sagemaker-source", prefix: str = "") -> Selection:
-    """Files under `root` to ship. `exclude`: absolute folders left out (inputs, output dirs)."""
+    """Files under `root` to ship. `exclude`: absolute folders left out (inputs, output dirs).
+
+    A symlink is judged by its name AND by where it leads: `settings.txt -> .env` is a secret.
+    A `!name` line in a .sagemakerignore ships what the always-skip rules would keep out.
+    """
     root = os.path.realpath(root)
     excluded = {os.path.realpath(p) for p in exclude}
     files, skipped = [], []
 
-    def walk(real_dir: str, rel_dir: str, rules, ancestors=frozenset()):
+    def walk(real_dir: str, rel_dir: str, rules, explicit, ancestors=frozenset()):
         if real_dir in ancestors:  # a symlink back to a folder above: a loop
             return
         ancestors = ancestors | {real_dir}
@@ -56,39 +60,70 @@ def select_files(root: str, exclude=(), flag: str = "--sagemaker-source", prefix
         except OSError as err:
             raise UsageError(flag, os.path.join(root, rel_dir), f"cannot list ({err.strerror})",
                              "fix the permissions or ignore the folder in .sagemakerignore") from None
-        local_rules = list(rules)
+        local_rules, local_explicit = list(rules), list(explicit)
         for ignore_name in ignore.IGNORE_FILES:
             if ignore_name in names:
-                with open(os.path.join(real_dir, ignore_name), encoding="utf-8", errors="replace") as fh:
-                    local_rules.append((rel_dir, ignore.parse_rules(fh.read())))
+                parsed = (rel_dir, ignore.parse_rules(_read_ignore_file(flag, os.path.join(real_dir, ignore_name))))
+                local_rules.append(parsed)
+                if ignore_name == ignore.EXPLICIT_FILE:
+                    local_explicit.append(parsed)
+        parent = os.path.basename(rel_dir)
         for name in names:
             rel = f"{rel_dir}/{name}" if rel_dir else name
+            require_utf8(flag, os.path.join(root, rel))
             full = os.path.join(real_dir, name)
             is_dir = os.path.isdir(full)
-            if is_dir and (name in ignore.ALWAYS_SKIP_DIRS or
-                           ignore.is_virtualenv(_safe_listdir(full))):
-                skipped.append(rel + "/")
-                continue
-            if not is_dir and ignore.always_skip_file(name):
-                skipped.append(rel)
-                continue
-            if ignore.is_ignored(local_rules, rel, is_dir):
-                continue
+            shown = rel + "/" if is_dir else rel
             real = os.path.realpath(full)
+            wanted = ignore.last_match(local_explicit, rel, is_dir) == "include"
+            reason = ignore.skip_reason(name, is_dir, parent)
+            if reason is None and is_dir and ignore.is_virtualenv(_safe_listdir(full)):
+                reason = "virtual environment"
+            if reason is None and real != full and (real == root or real.startswith(root + os.sep)):
+                target = os.path.relpath(real, root).replace(os.sep, "/")
+                why = ignore.path_skip_reason(target, is_dir)
+                reason = f"link to {target}: {why}" if why else None
+            if reason and not wanted:
+                skipped.append((shown, reason))
+                continue
+            if not wanted and ignore.is_ignored(local_rules, rel, is_dir):
+                skipped.append((shown, "ignored by .gitignore or .sagemakerignore"))
+                continue
             if real != root and not real.startswith(root + os.sep):
                 raise UsageError(flag, os.path.join(root, rel), f"symlink escapes the source folder (to {real})",
                                  "copy the target into the folder, or list it in .sagemakerignore")
             if any(real == e or real.startswith(e + os.sep) for e in excluded):
+                skipped.append((shown, "an input or output folder (an input travels as its own channel)"))
                 continue
             if is_dir:
-                walk(real, rel, local_rules, ancestors)
+                walk(real, rel, local_rules, local_explicit, ancestors)
             elif os.path.isfile(real):
                 st = os.stat(real)
                 files.append(SourceFile(prefix + rel, real, st.st_size, bool(st.st_mode & 0o111)))
+            else:
+                skipped.append((shown, "not a regular file (broken link, FIFO, socket or device)"))
 
-    walk(root, "", ignore.ancestor_gitignores(root))
+    walk(root, "", ignore.ancestor_gitignores(root), [])
     files.sort(key=lambda f: f.relpath)
     return Selection(tuple(files), tuple(skipped))
+
+
+def _read_ignore_file(flag: str, path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return fh.read()
+    except OSError as err:
+        raise UsageError(flag, path, f"cannot be read as an ignore file ({err.strerror or err})",
+                         "make it a plain text file, or remove it") from None
+
+
+def require_utf8(flag: str, path: str) -> None:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        raise UsageError(flag, shown, "file name is not valid UTF-8 (S3 keys and the tar bundle need UTF-8)",
+                         "rename the file") from None
 
 
 def _safe_listdir(path: str) -> list:

@@ -18,6 +18,7 @@ from .. import contract
 from ..errors import UsageError
 from . import source
 from .hashcache import FileChanged, hash_stable
+from .source import require_utf8
 
 S3_KEY_LIMIT = 1024  # bytes of UTF-8, S3's limit on an object key
 
@@ -102,7 +103,7 @@ def input_files(location: str, flag: str) -> list:
         for name in names:
             rel = f"{rel_dir}/{name}" if rel_dir else name
             full = os.path.join(real_dir, name)
-            _require_utf8(flag, os.path.join(location, rel))
+            require_utf8(flag, os.path.join(location, rel))
             real = os.path.realpath(full)
             if os.path.isdir(real):
                 if real not in ancestors:  # a link to a folder above would repeat the tree forever
@@ -121,15 +122,6 @@ def input_files(location: str, flag: str) -> list:
     return found
 
 
-def _require_utf8(flag: str, path: str) -> None:
-    try:
-        path.encode("utf-8")
-    except UnicodeEncodeError:
-        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
-        raise UsageError(flag, shown, "file name is not valid UTF-8 (S3 keys and the tar bundle need UTF-8)",
-                         "rename the file") from None
-
-
 def hash_input_file(flag: str, path: str, hash_file) -> tuple:
     """(sha256, stamp), or one line naming the file that cannot be read."""
     try:
@@ -143,7 +135,7 @@ def hash_input_file(flag: str, path: str, hash_file) -> tuple:
 
 def plan_input(name: str, location: str, prefix: str, hash_file=hash_stable, flag: str = None) -> InputUpload:
     flag = flag or f"--{name.replace('_', '-')}"
-    _require_utf8(flag, location)
+    require_utf8(flag, location)
     if os.path.isdir(location):
         entries = input_files(location, flag)
         if not entries:
@@ -221,7 +213,7 @@ def bundle_selection(spec, also_exclude=()) -> source.Selection:
     for dep in spec.dependencies:
         sel = source.select_files(dep.folder, exclude=exclude, flag=dep.flag, prefix=dep.bundle_path + "/")
         files += sel.files
-        skipped += [f"{dep.bundle_path}/{s}" for s in sel.skipped]
+        skipped += [(f"{dep.bundle_path}/{rel}", why) for rel, why in sel.skipped]
     return source.Selection(tuple(sorted(files, key=lambda f: f.relpath)), tuple(skipped))
 
 

@@ -53,7 +53,7 @@ def prepare_code(layout) -> None:
         raise SetupError(f"no code bundle in {layout.channel_dir(contract.CODE_CHANNEL)}")
     try:
         count = safe_extract(bundles[0], layout.code_dir)
-    except (UnsafeArchive, OSError, EOFError) as err:
+    except (UnsafeArchive, OSError) as err:
         raise SetupError(f"code bundle refused: {err}") from None
     log(f"code: {count} files from {os.path.basename(bundles[0])}")
 
