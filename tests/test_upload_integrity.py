@@ -163,3 +163,20 @@ def test_a_file_changed_while_uploading_is_refused_and_not_left_in_s3(tmp_path, 
     assert "part-001.csv changed while it was uploaded" in err and len(err.strip().splitlines()) == 1
     assert not any(k.endswith("part-001.csv") for k in input_objects())
     assert not any(c["op"] == "SageMaker.CreateTrainingJob" for c in aws.calls())
+
+
+def test_input_folder_with_symlink_loops_lists_each_real_file_once(tmp_path):
+    """Issue 7.7: `loop -> .` used to give 41 copies of one file; two loops never ended."""
+    from aws_train_remote.plan.uploads import plan_input
+
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "f.txt").write_text("x")
+    (data / "sub" / "g.txt").write_text("y")
+    os.symlink(".", data / "loop")
+    os.symlink("..", data / "sub" / "up")
+    os.symlink(str(data / "sub"), data / "alias")  # a link to a folder that is not above: kept
+    started = time.time()
+    item = plan_input("train", str(data), "p")
+    assert [f.relpath for f in item.files] == ["alias/g.txt", "f.txt", "sub/g.txt"]
+    assert time.time() - started < 5

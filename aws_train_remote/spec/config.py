@@ -64,6 +64,8 @@ def read_yaml(path) -> object:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
         raise ConfigError(str(path), None, f"not valid YAML{where}", "fix the file's syntax") from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(str(path), None, f"not UTF-8 text (byte {err.start})", "save the file as UTF-8") from None
     except OSError as err:
         raise ConfigError(str(path), None, f"cannot read ({err.strerror})", "check the path and permissions") from None
 

@@ -22,6 +22,9 @@ ENV_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,511}$")
 SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
 BUCKET = re.compile(r"^[a-z0-9][a-z0-9.\-]{1,61}[a-z0-9]$")
+# registry host (with a dot or a port, or localhost) / repository [:tag | @sha256:digest]
+IMAGE_URI = re.compile(r"^(?:[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+(?::\d+)?|localhost(?::\d+)?)"
+                       r"/[a-z0-9]+(?:[._\-/][a-z0-9]+)*(?::[\w][\w.\-]{0,127}|@sha256:[0-9a-f]{64})?$")
 CREDENTIAL_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
                     "AWS_SECURITY_TOKEN")
 
@@ -200,6 +203,9 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
     _need(1 <= max_run <= MAX_RUN_LIMIT, "--sagemaker-max-run", max_run, "out of range",
           f"use 1 to {MAX_RUN_LIMIT} seconds (28 days)")
     _need(0 <= v["max_retries"] <= 30, "--sagemaker-max-retries", v["max_retries"], "out of range", "use 0 to 30")
+    nproc = v.get("nproc_per_node")
+    _need(nproc is None or 1 <= nproc <= 1024, "--sagemaker-nproc-per-node", nproc, "out of range",
+          "use 1 or more processes per instance, or leave it out to use one per GPU or NeuronCore")
     _need(0 <= v["keep_alive"] <= 3600, "--sagemaker-keep-alive", v["keep_alive"], "out of range",
           "use 0 to 3600 seconds")
 
@@ -260,7 +266,10 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
           "use e.g. MySageMakerRole or arn:aws:iam::123456789012:role/MySageMakerRole")
 
     image = v.get("image")
-    if not image:
+    if image:
+        _need(len(image) <= 255 and bool(IMAGE_URI.match(image)), "--sagemaker-image", image,
+              "not a container image URI", "use e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-image:1.0")
+    else:
         try:
             image = images.default_image(v["framework"], v["framework_version"], instance, region)
         except ValueError as err:
@@ -352,6 +361,13 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         folder = os.path.realpath(os.path.join(cwd, os.path.expanduser(str(raw))))
         _need(os.path.isdir(folder), flag, raw, "no such folder", "give the folder of the Python package")
         dependencies.append(DependencySpec(name, folder, flag))
+    for item in inputs:
+        real = os.path.realpath(item.location) if not item.is_s3 else None
+        if real and not item.single_file:
+            _need(not (source_dir == real or source_dir.startswith(real.rstrip(os.sep) + os.sep)),
+                  item.flag, item.location, "is the source folder or holds it (inputs are kept out of the code "
+                  "bundle, so the code would not ship)", "put the data in a sub-folder of its own, or give an "
+                  "s3:// URI")
     channel_count = len(inputs) + 2 + (1 if contract.is_trainium(instance) and neuron_cache != "none" else 0)
     room = contract.CHANNEL_LIMIT - channel_count + len(inputs)
     _need(channel_count <= contract.CHANNEL_LIMIT, "inputs", len(inputs), "too many input channels",
