@@ -175,7 +175,6 @@ def job_spec(definition, namespace, values, parser, argv, environ):
     path_flags = {"model": "--model-dir", "output": "--output-dir", "checkpoint": "--checkpoint-dir",
                   "run": BY_KEY["run"].flag}
     from .paths import read_aws_config
-
     from .plan.request import hyperparameters
 
     aws_config_text = read_aws_config(environ)

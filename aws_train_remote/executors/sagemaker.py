@@ -56,19 +56,37 @@ def resolve_role(iam, role: str, account: str) -> str:
         raise
 
 
+INTERRUPTED_BEFORE_CREATE = ("\ninterrupted: no job was created; what was uploaded is kept and nothing partial is "
+                             "marked complete, so a relaunch sends only what is missing")
+
+
 def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
     """Upload and create the job; return as soon as CreateTrainingJob succeeded."""
-    import secrets
+    try:
+        prepared = prepare(spec, session, environ, out if out is not None else sys.stdout)
+    except KeyboardInterrupt:
+        print(INTERRUPTED_BEFORE_CREATE, file=sys.stderr)
+        raise SystemExit(130) from None
+    return submit(spec, session, prepared, out if out is not None else sys.stdout, rand)
 
+
+@dataclass
+class Prepared:
+    plan: object
+    report: object
+    account: str
+    bucket: str
+    role_arn: str
+    git: object
+
+
+def prepare(spec, session, environ, out) -> Prepared:
+    """Everything before CreateTrainingJob: read-only checks first, then the writes and uploads."""
     from ..aws import s3 as s3mod
-    from ..gitinfo import read_git_info
     from ..plan.hashcache import HashCache
     from ..plan.request import build_request, default_bucket, neuron_cache_uri
     from ..plan.uploads import scan, write_plan
-    from ..spec.naming import unique_job_name
 
-    out = out if out is not None else sys.stdout
-    rand = rand or (lambda: secrets.token_hex(3))
     cache = cache_root(environ)
     hashes = HashCache(os.path.join(cache, "hashes.json"))
     scanned = scan(spec, cache, hash_file=hashes)  # reads only: a bad file costs no AWS call, writes nothing
@@ -95,14 +113,12 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
     uploader = s3mod.Uploader(s3, bucket, kms_key=spec.kms_key, index=index, owner=account)
     try:
         report = uploader.upload_plan(plan)
-    except KeyboardInterrupt:
-        print("\ninterrupted during upload: no job was created; what was sent is kept and nothing partial "
-              "is marked complete, so a relaunch sends only what is missing", file=sys.stderr)
-        raise SystemExit(130) from None
     finally:
         index.save()
     print(f"uploads: {report.files_uploaded} files sent ({report.bytes_uploaded / 1e6:.1f} MB), "
           f"{report.files_copied} copied in S3, {report.files_present} already there", file=out)
+
+    from ..gitinfo import read_git_info
 
     git = read_git_info(spec.source_dir)
     request = build_request(spec, plan, account=account, bucket=bucket, git=git, role=role_arn)
@@ -115,7 +131,26 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
     if cache_uri:
         cache_bucket, cache_key = split_s3(cache_uri)
         s3mod.put_marker(s3, cache_bucket, cache_key + ".atr-cache-marker", spec.kms_key)
+    return Prepared(plan, report, account, bucket, role_arn, git)
 
+
+def submit(spec, session, prepared: Prepared, out, rand=None) -> Launched:
+    """CreateTrainingJob, idempotent; a generated name that is taken is replaced by a fresh one."""
+    import dataclasses
+    import datetime
+    import secrets
+
+    from ..plan.request import build_request
+    from ..spec.naming import unique_job_name
+
+    rand = rand or (lambda: secrets.token_hex(3))
+    sm = session.client("sagemaker")
+
+    def request_for(spec):
+        return build_request(spec, prepared.plan, account=prepared.account, bucket=prepared.bucket,
+                             git=prepared.git, role=prepared.role_arn)
+
+    request = request_for(spec)
     for attempt in range(MAX_NAME_ATTEMPTS):
         name = request["TrainingJobName"]
         try:
@@ -134,13 +169,9 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
         if attempt + 1 == MAX_NAME_ATTEMPTS:
             raise AwsError(f"CreateTrainingJob: {MAX_NAME_ATTEMPTS} generated names were all taken; "
                            "pass --sagemaker-job-name")
-        import dataclasses
-        import datetime
-
         name = unique_job_name(spec.base_job_name, datetime.datetime.now(datetime.timezone.utc), rand())
-        spec = dataclasses.replace(spec, job_name=name)  # a fresh name; the rest unchanged
-        request = build_request(spec, plan, account=account, bucket=bucket, git=git, role=role_arn)
-    return Launched(request["TrainingJobName"], request, report, spec.region)
+        request = request_for(dataclasses.replace(spec, job_name=name))  # a fresh name; the rest unchanged
+    return Launched(request["TrainingJobName"], request, prepared.report, spec.region)
 
 
 def other_buckets(spec, bucket: str) -> list:
