@@ -57,6 +57,8 @@ def operation_name(environ, body: bytes = b"") -> str:
         if method == "PUT":
             path = environ.get("PATH_INFO", "/").strip("/")
             return "s3.PutObject" if "/" in path else "s3.CreateBucket"
+        if method == "GET" and "uploads" in query:
+            return "s3.ListMultipartUploads"
         if method == "GET" and ("list-type" in query or environ.get("PATH_INFO", "/").strip("/").count("/") == 0):
             return "s3.ListObjectsV2"
         if method == "GET":
