@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 
 DEFAULT_ROOT = "/opt/ml"
@@ -120,11 +121,17 @@ class Layout:
         return self._p("input", "config", name)
 
 
+_S3_URI = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(/.*)?$")
+
+
 def split_s3(uri: str) -> tuple:
-    """('bucket', 'key') of an s3:// URI already known to be well formed (validation lives in
-    spec.values.split_s3_uri, for user input)."""
-    bucket, _, key = uri[len("s3://"):].partition("/")
-    return bucket, key
+    """('bucket', 'key/prefix') of a well-formed s3:// URI, else ValueError. The one splitter:
+    the spec validates user input with it, the runtime and executors take URIs apart with it."""
+    match = _S3_URI.match(uri) if isinstance(uri, str) else None
+    if not match or ".." in match.group(1):
+        raise ValueError("expected s3://bucket/key with a valid bucket name "
+                         "(3-63 lower-case letters, digits, dots, hyphens)")
+    return match.group(1), (match.group(2) or "/")[1:]
 
 
 def rebase(path: str, root: str) -> str:

@@ -74,12 +74,16 @@ def test_single_host_plain_process_with_remapped_argv(job, tmp_path):
     assert env["SM_HPS"] == '{"epochs":3,"lr":0.5,"name":"resnet"}'
     assert (env["SM_HP_EPOCHS"], env["SM_HP_LR"], env["SM_HP_NAME"]) == ("3", "0.5", "resnet")
     assert env["SM_HOSTS"] == '["algo-1"]' and env["SM_CURRENT_HOST"] == "algo-1"
-    assert env["SM_CHANNELS"] == '["atr_driver","code","train"]'
+    assert env["SM_CHANNELS"] == '["train"]'  # issue 8.4: our driver and code channels are hidden everywhere
+    assert not any(k in env for k in ("SM_CHANNEL_ATR_DRIVER", "SM_CHANNEL_CODE", "SM_CHANNEL_ATR_NEURON_CACHE"))
+    assert list(json.loads(env["SM_INPUT_DATA_CONFIG"])) == ["train"]
     assert env["SM_NUM_GPUS"] == "0" and env["SM_NUM_NEURONS"] == "0" and int(env["SM_NUM_CPUS"]) >= 1
     assert env["SM_USER_ENTRY_POINT"] == "train.py" and env["SM_MODULE_NAME"] == "train"
     assert env["TRAINING_JOB_NAME"] == "job-1" and env["FOO"] == "bar" and env["CURRENT_HOST"] == "algo-1"
     training_env = json.loads(env["SM_TRAINING_ENV"])
     assert training_env["is_master"] is True and training_env["hyperparameters"]["epochs"] == 3
+    assert training_env["channels"] == ["train"] and list(training_env["channel_input_dirs"]) == ["train"]
+    assert list(training_env["input_data_config"]) == ["train"]
     assert "sagemaker_atr_paths" not in env["SM_HPS"] and "SM_HP_SAGEMAKER_PROGRAM" not in env
     assert os.path.exists(L.success_file)
 
@@ -198,7 +202,7 @@ def test_failure_file_names_the_exception(job, tmp_path):
     result, _ = bootstrap(job, tmp_path)
     assert result.returncode == 1
     text = open(job.layout.failure_file).read()
-    assert text.startswith("AlgorithmError: ValueError: bad shape (3, 4)\nExitCode 1\n")
+    assert text.startswith("ValueError: bad shape (3, 4)\nExitCode 1\n")  # SageMaker adds "AlgorithmError: "
     assert 'in inner' in text and "Traceback (most recent call last)" in text
     assert "about to fail" in result.stdout
 
@@ -414,3 +418,12 @@ def test_line_relay_units():
     lines = out.getvalue().split("\n")
     assert lines[:5] == ["a", "b", "10%", "30%", "done"]  # 20% and 40% fell inside the 5 s window
     assert len(lines[5]) == MAX_LINE and lines[6] == "y" * 6
+
+
+def test_only_our_own_jobs_hide_the_code_channel():
+    from aws_train_remote.runtime.environment import script_channels
+
+    ours = {"atr_driver": {}, "code": {}, "atr_neuron_cache": {}, "train": {}}
+    assert list(script_channels(ours)) == ["train"]
+    theirs = {"code": {}, "train": {}}  # e.g. the SageMaker SDK's own code channel: the toolkit shows it
+    assert list(script_channels(theirs)) == ["code", "train"]

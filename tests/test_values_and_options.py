@@ -1,5 +1,6 @@
 import pytest
 
+from aws_train_remote.contract import split_s3
 from aws_train_remote.spec import values
 from aws_train_remote.spec.options import BY_FLAG, OPTIONS
 
@@ -40,11 +41,11 @@ def test_run_accepts_old_boolean_spellings():
 
 
 def test_s3_uri_split():
-    assert values.split_s3_uri("s3://my-bucket/a/b") == ("my-bucket", "a/b")
-    assert values.split_s3_uri("s3://my-bucket") == ("my-bucket", "")
+    assert split_s3("s3://my-bucket/a/b") == ("my-bucket", "a/b")
+    assert split_s3("s3://my-bucket") == ("my-bucket", "")
     for bad in ["s3://B/x", "s3:/x", "s3://a/x", "s3://bad..name/x"]:
         with pytest.raises(ValueError):
-            values.split_s3_uri(bad)
+            split_s3(bad)
 
 
 def test_option_table_is_consistent():
@@ -87,7 +88,7 @@ def test_generated_job_names_fit_and_are_valid():
 
 
 def test_default_images_by_instance_type():
-    from aws_train_remote.plan.images import default_image
+    from aws_train_remote.spec.images import default_image
 
     assert default_image("pytorch", "2.6.0", "ml.m5.large", "us-west-2") == (
         "763104351884.dkr.ecr.us-west-2.amazonaws.com/pytorch-training:2.6.0-cpu-py312-ubuntu22.04-sagemaker")

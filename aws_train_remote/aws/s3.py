@@ -132,7 +132,6 @@ def object_size(s3, bucket: str, key: str, owner: str = None):
         raise
 
 
-
 def object_exists(s3, bucket: str, key: str, owner: str = None) -> bool:
     return object_size(s3, bucket, key, owner) is not None
 
@@ -185,8 +184,12 @@ class Uploader:
         self._lock = threading.Lock()
 
     @property
+    def owner_args(self) -> dict:
+        return {"ExpectedBucketOwner": self.owner} if self.owner else {}
+
+    @property
     def extra_args(self) -> dict:
-        extra = {"ExpectedBucketOwner": self.owner} if self.owner else {}
+        extra = dict(self.owner_args)
         if self.kms_key:
             extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key)
         return extra
@@ -274,8 +277,7 @@ class Uploader:
             now = None
         if f.stamp and now != list(f.stamp):
             # the object may hold bytes that are not the planned sha256: it must not stay under that name
-            self.s3.delete_object(Bucket=self.bucket, Key=f.key, **({"ExpectedBucketOwner": self.owner}
-                                                                    if self.owner else {}))
+            self.s3.delete_object(Bucket=self.bucket, Key=f.key, **self.owner_args)
             if self.index is not None:
                 self.index.forget(f.sha256, f.key)
             raise FileChangedDuringUpload(f"{f.local} changed while it was uploaded; nothing was marked "
@@ -292,12 +294,11 @@ class Uploader:
             try:
                 if object_size(self.s3, self.bucket, f.key, self.owner) != f.size:
                     continue  # interrupted: s3transfer aborted its own upload; a relaunch cleans the rest
-                page = self.s3.list_multipart_uploads(Bucket=self.bucket, Prefix=f.key, **(
-                    {"ExpectedBucketOwner": self.owner} if self.owner else {}))
+                page = self.s3.list_multipart_uploads(Bucket=self.bucket, Prefix=f.key, **self.owner_args)
                 for upload in page.get("Uploads", []):
                     if upload["Key"] == f.key:
                         self.s3.abort_multipart_upload(Bucket=self.bucket, Key=f.key, UploadId=upload["UploadId"],
-                                                       **({"ExpectedBucketOwner": self.owner} if self.owner else {}))
+                                                       **self.owner_args)
             except (ClientError, BotoCoreError, KeyboardInterrupt):
                 return  # housekeeping only: never turn a finished launch into a failed one
 
@@ -362,12 +363,13 @@ def put_marker(s3, bucket: str, key: str, kms_key=None) -> None:
 
 def seed_prefix(s3, bucket: str, dest_prefix: str, source: str, kms_key=None) -> int:
     """--checkpoint-initial: copy a local folder or an S3 prefix into the checkpoint prefix."""
-    from ..spec.values import is_s3_uri, split_s3_uri
+    from ..contract import split_s3
+    from ..spec.values import is_s3_uri
 
     extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
     count = 0
     if is_s3_uri(source):
-        src_bucket, src_prefix = split_s3_uri(source)
+        src_bucket, src_prefix = split_s3(source)
         src_prefix = src_prefix if not src_prefix or src_prefix.endswith("/") else src_prefix + "/"
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=src_bucket, Prefix=src_prefix):
             for obj in page.get("Contents", []):

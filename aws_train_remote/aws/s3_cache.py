@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 import os
 
+from ..contract import split_s3
 from ..errors import AwsError, UsageError
-from ..spec.values import split_s3_uri
 
 
 def _objects(s3, bucket, key):
@@ -42,7 +42,7 @@ def fetch(s3, uri: str, cache_dir: str, flag: str = "input") -> str:
     """Local path of the cached copy of `uri` (a file for an object, a folder for a prefix)."""
     from botocore.exceptions import ClientError
 
-    bucket, key = split_s3_uri(uri)
+    bucket, key = split_s3(uri)
     try:
         objects, single = _objects(s3, bucket, key)
     except ClientError as err:

@@ -298,13 +298,13 @@ class LocalJob:
         if self.stop_reason is not None:
             return Outcome("Stopped", None, seconds, self.stop_reason)
         if failed:
-            reason = None
+            reason = f"exit status {results.get(failed[0])} on {failed[0]}"
             for host in failed:
                 path = self.layout(host).failure_file
                 if os.path.exists(path):
                     with open(path, encoding="utf-8", errors="replace") as fh:
-                        reason = fh.read()[:1024]
+                        reason = fh.read()
                     break
-            return Outcome("Failed", reason or f"AlgorithmError: exit status {results.get(failed[0])} on {failed[0]}",
-                           seconds, "Failed")
+            # as SageMaker: FailureReason is "AlgorithmError: " + the failure file, 1024 characters at most
+            return Outcome("Failed", ("AlgorithmError: " + reason)[:1024], seconds, "Failed")
         return Outcome("Completed", None, seconds, "Completed")

@@ -85,11 +85,22 @@ class Cluster:
         return len(self.groups) > 1
 
 
+def script_channels(input_config: dict) -> dict:
+    """The channels the script sees. In a job of ours (it has our driver channel) the driver, code
+    and compile-cache channels are ours, not the script's: a script that loops over its channels
+    must not read atr.pyz as data. A job launched by another tool keeps every channel, as the
+    toolkit does."""
+    if contract.DRIVER_CHANNEL not in input_config:
+        return dict(input_config)
+    return {name: value for name, value in input_config.items() if name not in contract.RESERVED_CHANNELS}
+
+
 def toolkit_env(layout, raw_hps: dict, resource: dict, input_config: dict, *, num_cpus: int, num_gpus: int,
                 num_neurons: int, job_name: str, user_args: list, entry_point: str, environ: dict,
                 launching_torchrun: bool = False) -> dict:
     """SM_* and the few other variables the toolkit exports, as strings."""
     cluster = Cluster(resource, raw_hps, launching_torchrun)
+    input_config = script_channels(input_config)
     hps = user_hyperparameters(raw_hps)
     decoded = decode_all(raw_hps)
     channels = sorted(input_config)

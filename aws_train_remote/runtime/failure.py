@@ -1,5 +1,6 @@
 """/opt/ml/output/failure: written once (a script that wrote its own keeps it), error first,
-because DescribeTrainingJob's FailureReason is only the first 1024 characters."""
+because DescribeTrainingJob's FailureReason is only the first 1024 characters. No
+"AlgorithmError: " prefix: SageMaker adds it to FailureReason itself."""
 from __future__ import annotations
 
 import os
@@ -27,7 +28,7 @@ def error_from_stderr(lines) -> tuple:
 
 def failure_text(exit_code, command, stderr_lines) -> str:
     error, tail = error_from_stderr(stderr_lines)
-    head = f"AlgorithmError: {error}" if error else f"AlgorithmError: the script exited with status {exit_code}"
+    head = error or f"the script exited with status {exit_code}"
     parts = [head, f"ExitCode {exit_code}"]
     if exit_code in (137, -9):
         parts.append('ExtraInfo "OutOfMemory: Process killed by SIGKILL (signal 9)"')

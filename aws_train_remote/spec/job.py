@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 
 from .. import contract
 from ..errors import UsageError
-from ..plan import images
-from . import naming, values
+from . import images, naming, values
 
 INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9]*(-[a-z0-9]+)?\.(\d*xlarge|large|medium|small|metal)$")
 REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
@@ -150,7 +149,7 @@ def resolve_region(explicit, environ, aws_config_text: str = None, profile: str 
 def _location_or_s3(flag, raw, base_dir, must_exist=True) -> str:
     if values.is_s3_uri(raw):
         try:
-            values.split_s3_uri(raw)
+            contract.split_s3(raw)
         except ValueError as err:
             raise UsageError(flag, raw, "malformed S3 URI", str(err)) from None
         return raw
@@ -166,7 +165,7 @@ def _auto_s3(flag, raw) -> str:
     if text.lower() in ("auto", "none"):
         return text.lower()
     try:
-        values.split_s3_uri(text)
+        contract.split_s3(text)
     except ValueError as err:
         raise UsageError(flag, raw, "expected auto, none or an s3:// URI", str(err)) from None
     return text

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from ..contract import split_s3
+
 _TRUE = {"yes", "true", "1", "on", "y"}
 _FALSE = {"no", "false", "0", "off", "n"}
 
@@ -98,23 +100,13 @@ def _scalar_text(value) -> str:
     return str(value)
 
 
-_S3 = re.compile(r"^s3://([a-z0-9][a-z0-9.\-]{1,61}[a-z0-9])(/.*)?$")
 
 
 def is_s3_uri(text) -> bool:
     return isinstance(text, str) and text.startswith("s3://")
 
 
-def split_s3_uri(uri: str) -> tuple:
-    """('bucket', 'key/prefix') for a well-formed s3:// URI, else ValueError."""
-    match = _S3.match(uri)
-    if not match or ".." in match.group(1):
-        raise ValueError("expected s3://bucket/key with a valid bucket name "
-                         "(3-63 lower-case letters, digits, dots, hyphens)")
-    return match.group(1), (match.group(2) or "/")[1:]
-
-
 def parse_s3_uri(raw) -> str:
     text = parse_str(raw)
-    split_s3_uri(text)
+    split_s3(text)
     return text
