@@ -19,6 +19,7 @@ ROOT_ENV = "SAGEMAKER_BASE_DIR"  # the variable SageMaker's own training toolkit
 # mode and the sandbox only, where algo-N do not resolve) the address torchrun's master uses.
 NEURON_CACHE_S3_ENV = "ATR_NEURON_CACHE_S3"
 MASTER_ADDR_OVERRIDE_ENV = "ATR_MASTER_ADDR_OVERRIDE"
+MASTER_PORT_OVERRIDE_ENV = "ATR_MASTER_PORT_OVERRIDE"  # local jobs: a free port each, so two never collide
 
 # Set by the bootstrap for the script: training_main then skips config files (the run is
 # already decided by the argv, and the image may lack PyYAML).

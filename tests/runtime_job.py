@@ -24,7 +24,7 @@ keep = ("MASTER_ADDR", "MASTER_PORT", "NCCL_SOCKET_IFNAME", "NCCL_IB_DISABLE", "
         "FI_PROVIDER", "FI_EFA_USE_DEVICE_RDMA", "RDMAV_FORK_SAFE", "NEURON_COMPILE_CACHE_URL", "SM_NUM_NEURONS",
         "SM_NUM_GPUS", "SM_DISTRIBUTION_INSTANCE_GROUPS")
 with open(record, "a") as fh:
-    fh.write(json.dumps({{"argv": [name] + sys.argv[1:], "cwd": os.getcwd(),
+    fh.write(json.dumps({{"argv": [name] + [os.path.basename(a) if a.endswith("/torchrun") else a for a in sys.argv[1:]], "cwd": os.getcwd(),
                          "env": {{k: os.environ[k] for k in keep if k in os.environ}}}}) + "\n")
 '''
 

@@ -150,3 +150,21 @@ def test_demo_dry_run_passes_botocore_validation(tmp_path):
     doc = json.loads(result.stdout)
     validate_create_training_job(doc["request"])
     assert [m["Name"] for m in doc["request"]["AlgorithmSpecification"]["MetricDefinitions"]] == ["loss", "accuracy"]
+
+
+@pytest.mark.parametrize("args,note", [
+    (["--sagemaker-instance", "ml.g5.12xlarge"], "4 GPUs per instance: one plain process per instance"),
+    (["--sagemaker-instance-count", "3"], "3 instances: one plain process per instance"),
+    (["--sagemaker-instance", "ml.g5.12xlarge", "--sagemaker-distribution", "torchrun"], None),
+    (["--sagemaker-instance", "ml.trn1.32xlarge", "--sagemaker-instance-count", "2"], None),  # torchrun by default
+    (["--sagemaker-instance", "ml.g5.xlarge"], None),
+])
+def test_dry_run_says_when_several_hosts_or_gpus_run_one_process_each(project, args, note):
+    result = run_python(["train.py", "--sagemaker-run", "yes", "--sagemaker-dry-run", "--sagemaker-role", ROLE,
+                         "--sagemaker-region", "us-east-1", *args], cwd=project)
+    assert result.returncode == 0, result.stderr
+    notes = [n for n in json.loads(result.stdout)["notes"] if "one plain process" in n]
+    if note is None:
+        assert notes == []
+    else:
+        assert len(notes) == 1 and notes[0].startswith(note) and "--sagemaker-distribution torchrun" in notes[0]

@@ -65,3 +65,60 @@ def test_simulated_spot_interruption_resumes_from_the_checkpoint(tmp_path):
     epoch = int(stopped.split("stopping after epoch ")[1].split(";")[0])
     assert f"[algo-1] resumed from checkpoint epoch {epoch}" in out
     assert "[algo-1] epoch=8 " in out and "Completed: spot-sim-" in out
+
+
+PLAIN_TWO_HOSTS = """
+    import os
+    from aws_train_remote import training_main
+    def main(args):
+        print("plain on", os.environ["SM_CURRENT_HOST"], "RANK" in os.environ)
+    if __name__ == "__main__":
+        training_main(main)
+    """
+
+TORCH_DDP = """
+    import os
+    from aws_train_remote import training_main
+    def main(args):
+        import torch, torch.distributed as dist
+        dist.init_process_group("gloo")
+        t = torch.tensor([float(dist.get_rank() + 1)])
+        dist.all_reduce(t)
+        print("rank", dist.get_rank(), "of", dist.get_world_size(), "sum", t.item(), flush=True)
+        dist.destroy_process_group()
+    if __name__ == "__main__":
+        training_main(main, distribution="torchrun")
+    """
+
+
+def test_two_hosts_by_default_run_one_plain_process_each(tmp_path):
+    """Issue 8.2/8.3: no torchrun unless asked (a numpy script failed with "cannot start torchrun")."""
+    write_script(tmp_path, PLAIN_TWO_HOSTS)
+    result = run_python(["train.py", "--sagemaker-run", "local", "--sagemaker-instance-count", "2"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[algo-1] plain on algo-1 False" in result.stdout and "[algo-2] plain on algo-2 False" in result.stdout
+    assert "note: 2 instances: one plain process per instance" in result.stdout
+    assert "--sagemaker-distribution torchrun" in result.stdout
+
+
+def test_two_torch_ddp_jobs_at_once_without_the_venv_on_path(tmp_path):
+    """Issue 8.2: torchrun is found beside the interpreter (PATH lacks it here), and two local jobs
+    at once each get their own master port instead of both taking 7777."""
+    import subprocess
+    import sys
+
+    pytest = __import__("pytest")
+    pytest.importorskip("torch", reason="torch==2.13.0 could not be installed (scripts/test.sh installs it)")
+    env = dict(os.environ, PYTHONPATH=REPO, PATH="/usr/bin:/bin", OMP_NUM_THREADS="1")
+    procs = []
+    for name in ("a", "b"):
+        folder = tmp_path / name
+        folder.mkdir()
+        write_script(folder, TORCH_DDP)
+        procs.append(subprocess.Popen([sys.executable, "train.py", "--sagemaker-run", "local",
+                                       "--sagemaker-instance-count", "2"], cwd=folder, env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    for proc in procs:
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, out + err
+        assert "rank 0 of 2 sum 3.0" in out and "rank 1 of 2 sum 3.0" in out

@@ -36,11 +36,16 @@ def job(tmp_path):
 
 def bootstrap(job, tmp_path, gpus=0, neuron_devices=0, extra_env=None, timeout=120):
     tools = fake_tools(str(tmp_path / "fakebin"))
+    python = os.path.join(tools, "python3")  # the runtime takes torchrun from beside its interpreter: the fake one
+    if not os.path.exists(python):
+        os.symlink(sys.executable, python)
     record = tmp_path / "record.jsonl"
     env = {"SAGEMAKER_BASE_DIR": job.root, "PATH": tools + os.pathsep + os.environ["PATH"],
            "FAKE_GPUS": str(gpus), "FAKE_NEURON_DEVICES": str(neuron_devices), "FAKE_RECORD": str(record),
            "TRAINING_JOB_NAME": "job-1", "FOO": "bar", **(extra_env or {})}
-    result = run_python(["-m", "aws_train_remote.runtime"], cwd=tmp_path, env=env, timeout=timeout)
+    full_env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""), **env)
+    result = subprocess.run([python, "-m", "aws_train_remote.runtime"], cwd=str(tmp_path), env=full_env,
+                            capture_output=True, text=True, timeout=timeout)
     calls = [json.loads(line) for line in record.read_text().splitlines()] if record.exists() else []
     return result, calls
 
@@ -88,9 +93,20 @@ def test_single_host_plain_process_with_remapped_argv(job, tmp_path):
     assert os.path.exists(L.success_file)
 
 
-def test_four_gpus_one_node(job, tmp_path):
+def test_four_gpus_and_no_distribution_chosen_run_one_plain_process_as_the_toolkit(job, tmp_path):
+    """Issue 8.3: SageMaker's toolkit starts one process per host unless asked, also with 4 GPUs."""
     job.code({"train.py": SCRIPT})
     job.configure(argv=["--epochs", "2"], instance_type="ml.g5.12xlarge")
+    result, calls = bootstrap(job, tmp_path, gpus=4)
+    assert result.returncode == 0, result.stderr
+    assert calls == []
+    assert "one process on this host with 4 GPUs" in result.stderr and "--sagemaker-distribution torchrun" \
+        in result.stderr
+
+
+def test_four_gpus_one_node_with_torchrun(job, tmp_path):
+    job.code({"train.py": SCRIPT})
+    job.configure(argv=["--epochs", "2"], instance_type="ml.g5.12xlarge", distribution="torchrun")
     result, calls = bootstrap(job, tmp_path, gpus=4)
     assert result.returncode == 0, result.stderr
     [call] = calls
@@ -136,7 +152,7 @@ def test_master_and_rank_follow_instance_group_order(job, tmp_path):
     job.code({"train.py": SCRIPT})
     groups = [{"instance_group_name": "homogeneousCluster", "instance_type": "ml.g5.xlarge",
                "hosts": ["algo-3", "algo-1", "algo-2"]}]
-    job.configure(hosts=("algo-1", "algo-2", "algo-3"), current="algo-1", groups=groups)
+    job.configure(hosts=("algo-1", "algo-2", "algo-3"), current="algo-1", groups=groups, distribution="torchrun")
     result, calls = bootstrap(job, tmp_path, gpus=1)
     assert result.returncode == 0, result.stderr
     argv = calls[0]["argv"]
@@ -148,7 +164,8 @@ def test_heterogeneous_cluster_only_distribution_group_runs_torchrun(job, tmp_pa
     groups = [{"instance_group_name": "data", "instance_type": "ml.c5.xlarge", "hosts": ["algo-2"]},
               {"instance_group_name": "gpu", "instance_type": "ml.p4d.24xlarge", "hosts": ["algo-3", "algo-1"]}]
     hps = {"sagemaker_distribution_instance_groups": '["gpu"]'}
-    job.configure(hosts=("algo-1", "algo-2", "algo-3"), current="algo-1", groups=groups, hps=hps)
+    job.configure(hosts=("algo-1", "algo-2", "algo-3"), current="algo-1", groups=groups, hps=hps,
+                  distribution="torchrun")
     result, calls = bootstrap(job, tmp_path, gpus=8)
     assert result.returncode == 0, result.stderr
     assert calls[0]["argv"][:11] == ["torchrun", "--nnodes", "2", "--nproc_per_node", "8", "--master_addr", "algo-3",
@@ -157,7 +174,8 @@ def test_heterogeneous_cluster_only_distribution_group_runs_torchrun(job, tmp_pa
 
     other = JobRoot(tmp_path / "host2" / "opt" / "ml")
     other.code({"train.py": SCRIPT})
-    other.configure(hosts=("algo-1", "algo-2", "algo-3"), current="algo-2", groups=groups, hps=hps)
+    other.configure(hosts=("algo-1", "algo-2", "algo-3"), current="algo-2", groups=groups, hps=hps,
+                    distribution="torchrun")
     (tmp_path / "record.jsonl").unlink()
     result, calls = bootstrap(other, tmp_path, gpus=0)
     assert result.returncode == 0, result.stderr
@@ -343,12 +361,12 @@ def test_real_torchrun_two_processes_on_cpu(job, tmp_path):
     if not os.path.exists(os.path.join(bindir, "torchrun")):
         pytest.skip("torchrun is not next to this Python")
     job.code({"train.py": TORCH_SCRIPT})
-    job.configure(hps={"sagemaker_mpi_num_of_processes_per_host": "2"})
-    env = {"SAGEMAKER_BASE_DIR": job.root, "PATH": bindir + os.pathsep + os.environ["PATH"],
-           "PET_MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1"}
+    job.configure(hps={"sagemaker_mpi_num_of_processes_per_host": "2"}, distribution="torchrun")
+    env = {"SAGEMAKER_BASE_DIR": job.root, "PET_MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1",
+           "PATH": "/usr/bin:/bin"}  # not on PATH: found beside the interpreter (issue 8.2)
     result = run_python(["-m", "aws_train_remote.runtime"], cwd=tmp_path, env=env, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "running: torchrun --nnodes 1 --nproc_per_node 2 train.py" in result.stderr
+    assert f"running: {bindir}/torchrun --nnodes 1 --nproc_per_node 2 train.py" in result.stderr
     for rank in (0, 1):
         text = open(os.path.join(job.layout.model_dir, f"rank-{rank}.txt")).read()
         assert text == f"2 3.0 {rank}"

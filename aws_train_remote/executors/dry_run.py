@@ -27,6 +27,10 @@ def dry_run_document(spec, environ) -> dict:
         notes.append("<account> is the AWS account id, looked up with sts:GetCallerIdentity at launch")
     request = build_request(spec, plan, account=account, git=read_git_info(spec.source_dir))
     notes += list(plan.warnings)
+    from ..spec.images import distribution_note
+
+    if distribution_note(spec):
+        notes.append(distribution_note(spec))
     if plan.skipped:
         notes.append(f"{len(plan.skipped)} files or folders of the source are kept out of the code bundle "
                      "(see kept_out); a `!name` line in .sagemakerignore ships one on purpose")

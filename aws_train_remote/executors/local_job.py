@@ -69,6 +69,15 @@ class S3Storage:
             self.s3.delete_object(Bucket=bucket, Key=prefix + rel)
 
 
+def free_port() -> str:
+    """A port nothing listens on now, on 127.0.0.1 (torchrun's rendezvous binds it a moment later)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return str(sock.getsockname()[1])
+
+
 def scan_changes(local_dir: str, seen: dict) -> tuple:
     """(changed, removed) relative paths since `seen` (relpath -> (size, mtime_ns)), which is
     updated to the folder's current state."""
@@ -139,6 +148,7 @@ class LocalJob:
         self.procs = {}
         self.stop_reason = None
         self._lock = threading.Lock()
+        self.master_port = free_port()  # two local jobs at once must not both rendezvous on 7777
 
     @property
     def name(self) -> str:
@@ -205,6 +215,7 @@ class LocalJob:
                     "SM_STUDIO_LOCAL_MODE": "true", "PYTHONUNBUFFERED": "1"})
         if len(hosts) > 1:
             env[contract.MASTER_ADDR_OVERRIDE_ENV] = "127.0.0.1"  # algo-N do not resolve on this machine
+        env[contract.MASTER_PORT_OVERRIDE_ENV] = self.master_port
         proc = subprocess.Popen(self._command(layout), cwd=layout.root, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         with self._lock:

@@ -98,6 +98,10 @@ def run_local(spec, environ, out=None) -> int:
             sources[item.location] = fetch(s3, item.location, os.path.join(cache, "s3"), flag=item.flag)
     storage = MirrorStorage(os.path.join(cache, "local-s3"), sources)
     printer = Printer(out)
+    from ..spec.images import distribution_note
+
+    if distribution_note(spec):
+        printer.info(f"note: {distribution_note(spec)}")
     job = LocalJob(request, storage, on_line=lambda host, text: (printer.line(host, text), printer.flush()),
                    on_status=lambda status, message: (printer.info(f"status: {status} - {message}"),
                                                       printer.flush()), env=environ)

@@ -107,6 +107,10 @@ def prepare(spec, session, environ, out) -> Prepared:
     hashes.save()
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
+    from ..spec.images import distribution_note
+
+    if distribution_note(spec):
+        print(f"note: {distribution_note(spec)}", file=out)
     if not bucket_exists:
         s3mod.create_bucket(s3, bucket, spec.region)
     index = s3mod.ObjectIndex(os.path.join(cache, "objects", f"{bucket}.json"))

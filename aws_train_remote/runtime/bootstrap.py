@@ -149,6 +149,10 @@ def main(environ=None) -> int:
         env.setdefault("NEURON_COMPILE_CACHE_URL", cache_dir)
         log(f"neuron compile cache: {restored} entries restored into {cache_dir}")
 
+    several = [f"{gpus} GPUs" if gpus > 1 else "", f"{len(cluster.hosts)} hosts" if len(cluster.hosts) > 1 else ""]
+    if distribution == "auto" and not plan.torchrun and any(several):
+        log(f"one process on this host with {' and '.join(s for s in several if s)} (SageMaker's default); "
+            "--sagemaker-distribution torchrun starts one per GPU across hosts")
     log("running: " + " ".join(plan.command))
     try:
         code, child = run_child(plan.command, layout.code_dir, env)

@@ -75,33 +75,52 @@ def nproc_per_node(hps: dict, num_gpus: int, num_neurons: int) -> int:
     return num_gpus if num_gpus > 0 else (num_neurons if num_neurons > 0 else 1)
 
 
-def network_env(cluster) -> dict:
-    """What the PyTorch layer always exports (contract 3.3)."""
-    return {"MASTER_ADDR": cluster.master, "MASTER_PORT": MASTER_PORT, "NCCL_SOCKET_IFNAME": cluster.interface,
+def network_env(cluster, environ=None) -> dict:
+    """What the PyTorch layer always exports (contract 3.3). SageMaker jobs keep the toolkit's
+    port 7777; local jobs get a free port each."""
+    port = (environ or {}).get(contract.MASTER_PORT_OVERRIDE_ENV) or MASTER_PORT
+    return {"MASTER_ADDR": cluster.master, "MASTER_PORT": port, "NCCL_SOCKET_IFNAME": cluster.interface,
             "NCCL_IB_DISABLE": "1", "NCCL_DEBUG": "WARN"}
 
 
 def wants_torchrun(distribution: str, cluster, nproc: int) -> bool:
+    """torchrun when asked for. With nothing chosen ("auto"), as SageMaker's toolkit: one plain
+    process per host, also on a host with several GPUs -- except on Trainium, where a plain
+    process would use one NeuronCore of 2-64 and Neuron training scripts are written for
+    torchrun (XLA/PJRT), so "auto" there means one worker per NeuronCore across hosts."""
     if distribution == "none" or not cluster.in_distribution_group:
         return False
     if distribution == "torchrun":
         return True
-    return len(cluster.distribution_hosts) > 1 or nproc > 1
+    return contract.is_trainium(cluster.instance_type) and (len(cluster.distribution_hosts) > 1 or nproc > 1)
+
+
+def torchrun_command(python: str, which=None) -> list:
+    """torchrun of the interpreter that runs the job (not whichever is first on PATH): the one next
+    to it, else the one on PATH, else `python -m torch.distributed.run`."""
+    import shutil
+
+    which = which or shutil.which
+    beside = os.path.join(os.path.dirname(python), "torchrun")
+    if os.path.isfile(beside) and os.access(beside, os.X_OK):
+        return [beside]
+    on_path = which("torchrun")
+    return [on_path] if on_path else [python, "-m", "torch.distributed.run"]
 
 
 def plan_launch(*, python: str, script: str, argv: list, hps: dict, cluster, num_gpus: int, num_neurons: int,
                 distribution: str, environ: dict) -> LaunchPlan:
     nproc = nproc_per_node(hps, num_gpus, num_neurons)
-    env = network_env(cluster)
+    env = network_env(cluster, environ)
     if not wants_torchrun(distribution, cluster, nproc):
         return LaunchPlan([python, script, *argv], env, torchrun=False)
     hosts = cluster.distribution_hosts
-    command = ["torchrun", "--nnodes", str(len(hosts)), "--nproc_per_node", str(nproc)]
+    command = [*torchrun_command(python), "--nnodes", str(len(hosts)), "--nproc_per_node", str(nproc)]
     if len(hosts) > 1:
         # local mode and the sandbox run every host on one machine, where algo-N do not resolve
         master = environ.get(contract.MASTER_ADDR_OVERRIDE_ENV) or cluster.master
         env["MASTER_ADDR"] = master
-        command += ["--master_addr", master, "--master_port", MASTER_PORT,
+        command += ["--master_addr", master, "--master_port", env["MASTER_PORT"],
                     "--node_rank", str(hosts.index(cluster.current_host))]
     command += [script, *argv]
     if str(environ.get("RUN_NEURON_PARALLEL_COMPILE", "")) == "1":

@@ -65,3 +65,35 @@ def default_image(framework: str, version: str, instance_type: str, region: str)
                          + ", ".join(sorted(PYTORCH_TAGS)))
     cpu, gpu = PYTORCH_TAGS[version]
     return f"{dlc_registry(region)}/pytorch-training:{gpu if is_gpu(instance_type) else cpu}"
+
+
+# GPUs per instance for the sizes with more than one (AWS instance type pages); others have 0 or 1.
+_MULTI_GPU = {
+    "g4dn.12xlarge": 4, "g4dn.metal": 8, "g5.12xlarge": 4, "g5.24xlarge": 4, "g5.48xlarge": 8,
+    "g6.12xlarge": 4, "g6.24xlarge": 4, "g6.48xlarge": 8, "g6e.12xlarge": 4, "g6e.24xlarge": 4,
+    "g6e.48xlarge": 8, "p3.8xlarge": 4, "p3.16xlarge": 8, "p3dn.24xlarge": 8, "p4d.24xlarge": 8,
+    "p4de.24xlarge": 8, "p5.48xlarge": 8, "p5e.48xlarge": 8, "p5en.48xlarge": 8, "p6-b200.48xlarge": 8,
+}
+
+
+def gpu_count(instance_type: str) -> int:
+    """GPUs of a SageMaker instance type: the multi-GPU sizes by table, 1 for other g/p types."""
+    name = instance_type[3:] if instance_type.startswith("ml.") else instance_type
+    if name in _MULTI_GPU:
+        return _MULTI_GPU[name]
+    return 1 if name[:1] in ("g", "p") and not name.startswith("p2") else 0
+
+
+def distribution_note(spec):
+    """One line when several instances or GPUs will each run a single plain process (the toolkit's
+    default, which we keep), saying how to opt in to torchrun; None otherwise."""
+    if spec.distribution != "auto" or spec.trainium:
+        return None
+    gpus = gpu_count(spec.instance_type)
+    several = [f"{spec.instance_count} instances" if spec.instance_count > 1 else "",
+               f"{gpus} GPUs per instance" if gpus > 1 else ""]
+    if not any(several):
+        return None
+    return (f"{' and '.join(s for s in several if s)}: one plain process per instance, as SageMaker's toolkit "
+            "does; for one process per GPU across instances pass --sagemaker-distribution torchrun (or "
+            "distribution=\"torchrun\" in training_main)")

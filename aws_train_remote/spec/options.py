@@ -134,8 +134,9 @@ OPTIONS = (
       metavar="KEY=VALUE", repeat=True),
     Opt("sagemaker-metric", JOB, "metric definition, NAME=REGEX (repeatable)", kind="pairs",
       metavar="NAME=REGEX", repeat=True),
-    Opt("sagemaker-distribution", JOB, "multi-process launch: auto = torchrun when there are several "
-      "instances, GPUs or NeuronCores; none = one plain process per instance", kind="choice",
+    Opt("sagemaker-distribution", JOB, "multi-process launch: torchrun = one process per GPU or NeuronCore "
+      "across instances; auto = as SageMaker's toolkit, one plain process per instance (torchrun on "
+      "Trainium); none = one plain process per instance everywhere", kind="choice",
       default="auto", choices=("auto", "none", "torchrun")),
     Opt("sagemaker-nproc-per-node", JOB, "torchrun processes per instance (default: GPUs, else "
       "NeuronCores, else 1)", kind="int"),
