@@ -48,6 +48,8 @@ HP_NPROC = "sagemaker_mpi_num_of_processes_per_host"
 HP_DISTRIBUTION = "sagemaker_atr_distribution"
 HP_DEPENDENCIES = "sagemaker_atr_dependencies"
 HP_REQUIREMENTS = "sagemaker_atr_requirements"
+HP_SETTINGS = "sagemaker_atr_settings"  # JSON {option key: value text}: the job's real --sagemaker-* settings
+SETTINGS_ENV_PREFIX = "AWS_TRAIN_REMOTE_"  # how the runtime hands them to training_main inside the job
 
 HP_VALUE_LIMIT = 2500  # CreateTrainingJob: each HyperParameters value <= 2500 characters
 HP_COUNT_LIMIT = 100

@@ -122,3 +122,27 @@ def test_two_torch_ddp_jobs_at_once_without_the_venv_on_path(tmp_path):
         out, err = proc.communicate(timeout=240)
         assert proc.returncode == 0, out + err
         assert "rank 0 of 2 sum 3.0" in out and "rank 1 of 2 sum 3.0" in out
+
+
+def test_inside_the_job_args_sagemaker_are_the_jobs_real_settings(tmp_path):
+    """Issue 8.6: an ml.m5.xlarge job used to see args.sagemaker_instance == 'ml.m5.large' (the default)."""
+    write_script(tmp_path, """
+        import json
+        from aws_train_remote import training_main
+        def main(args):
+            keys = ("instance", "instance_count", "region", "job_name", "spot", "max_run", "distribution", "run")
+            print("settings", json.dumps({k: getattr(args, "sagemaker_" + k) for k in keys}))
+        if __name__ == "__main__":
+            training_main(main, instance="ml.c5.xlarge")
+        """)
+    result = run_python(["train.py", "--sagemaker-run", "local", "--sagemaker-instance", "ml.m5.xlarge",
+                         "--sagemaker-instance-count", "2", "--sagemaker-job-name", "real-settings-1",
+                         "--sagemaker-spot", "--sagemaker-max-run", "2h", "--sagemaker-region", "eu-west-1",
+                         "--sagemaker-distribution", "none"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    for host in ("algo-1", "algo-2"):
+        line = next(ln for ln in result.stdout.splitlines() if ln.startswith(f"[{host}] settings "))
+        seen = json.loads(line.split("settings ", 1)[1])
+        assert seen == {"instance": "ml.m5.xlarge", "instance_count": 2, "region": "eu-west-1",
+                        "job_name": "real-settings-1", "spot": True, "max_run": 7200, "distribution": "none",
+                        "run": "no"}

@@ -90,6 +90,33 @@ def path_flags(spec) -> dict:
     }
 
 
+def job_settings(spec) -> dict:
+    """The job's own --sagemaker-* settings, as option key -> text the option parses, so that inside
+    the job `args.sagemaker_instance` and friends are what the job runs with, not the built-in
+    defaults. Only what means something there; trimmed to fit one hyperparameter."""
+    def yes(value):
+        return "yes" if value else "no"
+
+    settings = {
+        "region": spec.region, "job_name": spec.job_name, "base_job_name": spec.base_job_name,
+        "instance": spec.instance_type, "instance_count": str(spec.instance_count),
+        "volume_size": str(spec.volume_size), "max_run": str(spec.max_run), "spot": yes(spec.spot),
+        "max_retries": str(spec.max_retries), "keep_alive": str(spec.keep_alive),
+        "distribution": spec.distribution, "checkpoint_container": spec.checkpoint_container,
+        "network_isolation": yes(spec.network_isolation),
+        "encrypt_inter_container": yes(spec.encrypt_inter_container), "prefix": spec.prefix,
+        "image": spec.image, "role": spec.role, "checkpoint_s3": spec.checkpoint_s3,
+        "neuron_cache": spec.neuron_cache,
+    }
+    optional = {"max_wait": spec.max_wait, "nproc_per_node": spec.nproc_per_node, "bucket": spec.bucket,
+                "output_s3": spec.output_s3, "kms_key": spec.kms_key, "volume_kms_key": spec.volume_kms_key}
+    settings.update({k: str(v) for k, v in optional.items() if v})
+    settings = {k: v for k, v in settings.items() if v not in (None, "")}
+    while len(encode(settings, compact=True)) > contract.HP_VALUE_LIMIT:  # long ARNs and URIs go first
+        del settings[max(settings, key=lambda k: len(settings[k]))]
+    return settings
+
+
 def hyperparameters(spec) -> dict:
     """Every hyperparameter of the job; raises UsageError past SageMaker's limits. Pure, so the
     launcher checks it before the first file is read or written."""
@@ -100,6 +127,7 @@ def hyperparameters(spec) -> dict:
         contract.HP_JOB_NAME: encode(spec.job_name),
         contract.HP_DISTRIBUTION: encode(spec.distribution),
         contract.HP_PATHS: encode(path_flags(spec), compact=True),
+        contract.HP_SETTINGS: encode(job_settings(spec), compact=True),
         contract.HP_DEPENDENCIES: encode([d.bundle_path.rsplit("/", 1)[0] for d in spec.dependencies]),
     }
     if spec.requirements:

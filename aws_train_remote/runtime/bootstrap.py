@@ -132,6 +132,8 @@ def main(environ=None) -> int:
         num_neurons=neurons, job_name=job_name, user_args=argv, entry_point=entry, environ=environ,
         launching_torchrun=plan.torchrun))
     env.update(plan.env)
+    for key, value in (_decode(raw_hps, contract.HP_SETTINGS, {}) or {}).items():
+        env[contract.SETTINGS_ENV_PREFIX + key.upper()] = str(value)  # args.sagemaker_* are the job's own
     deps = [os.path.join(layout.code_dir, d) for d in (_decode(raw_hps, contract.HP_DEPENDENCIES, []) or [])]
     # the driver channel's copy of this package, so the script's `import aws_train_remote` works
     # in any image and matches the client that launched it
