@@ -146,3 +146,31 @@ def test_inside_the_job_args_sagemaker_are_the_jobs_real_settings(tmp_path):
         assert seen == {"instance": "ml.m5.xlarge", "instance_count": 2, "region": "eu-west-1",
                         "job_name": "real-settings-1", "spot": True, "max_run": 7200, "distribution": "none",
                         "run": "no"}
+
+
+def test_two_hosts_one_model_without_duplicates_first_host_wins(tmp_path):
+    """Issue 8.7: both hosts wrote model.json; the archive held it twice ("2 files unpacked")."""
+    import tarfile
+
+    write_script(tmp_path, """
+        import os
+        from aws_train_remote import training_main
+        def main(args):
+            host = os.environ["SM_CURRENT_HOST"]
+            with open(os.path.join(args.model_dir, "model.json"), "w") as fh:
+                fh.write(host)
+            with open(os.path.join(args.model_dir, f"only-{host}.txt"), "w") as fh:
+                fh.write(host)
+        if __name__ == "__main__":
+            training_main(main)
+        """)
+    result = run_python(["train.py", "--sagemaker-run", "local", "--sagemaker-instance-count", "2",
+                         "--sagemaker-job-name", "two-host-model"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "(3 files unpacked into" in result.stdout
+    assert (tmp_path / "output" / "model" / "model.json").read_text() == "algo-1"
+    archive = next(line.split("model: ", 1)[1].split(" (", 1)[0] for line in result.stdout.splitlines()
+                   if line.startswith("model: ") and "unpacked" in line)
+    with tarfile.open(archive) as tar:
+        names = tar.getnames()
+    assert names == ["model.json", "only-algo-1.txt", "only-algo-2.txt"]

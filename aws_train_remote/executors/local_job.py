@@ -233,12 +233,21 @@ class LocalJob:
             self.storage.sync_up(local, checkpoint["S3Uri"], seen)
 
     def _pack(self, folders: list, archive: str) -> bool:
-        files = [(root, os.path.join(dirpath, name)) for root in folders if os.path.isdir(root)
-                 for dirpath, _, names in os.walk(root) for name in names]
+        """One archive of several hosts' folders (given in host order: algo-1 first). A path that
+        more than one host wrote is packed once, from the first host that has it -- usually the
+        master, the one that should write the model -- so unpacking never sees duplicates."""
+        chosen = {}
+        for root in folders:
+            if not os.path.isdir(root):
+                continue
+            for dirpath, _, names in os.walk(root):
+                for name in names:
+                    full = os.path.join(dirpath, name)
+                    chosen.setdefault(os.path.relpath(full, root).replace(os.sep, "/"), full)
         with tarfile.open(archive, "w:gz") as tar:
-            for root, full in sorted(files, key=lambda item: item[1]):
-                tar.add(full, arcname=os.path.relpath(full, root))
-        return bool(files)
+            for rel in sorted(chosen):
+                tar.add(chosen[rel], arcname=rel)
+        return bool(chosen)
 
     def _signal_all(self, signum) -> None:
         with self._lock:

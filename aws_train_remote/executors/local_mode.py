@@ -74,7 +74,7 @@ class MirrorStorage:
 def run_local(spec, environ, out=None) -> int:
     from ..plan.request import build_request
     from ..plan.uploads import build_upload_plan
-    from ..runtime.safe_tar import safe_extract
+    from ..runtime.safe_tar import extract_into
     from .follow import Printer
     from .local_job import LocalJob
 
@@ -119,6 +119,6 @@ def run_local(spec, environ, out=None) -> int:
                         + (f": {outcome.failure_reason.splitlines()[0]}" if outcome.failure_reason else ""))
     model = storage._path(request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
                           + f"/{spec.job_name}/output/model.tar.gz")
-    count = safe_extract(model, spec.model_dir)
-    printer.info(f"model: {model} ({count} files unpacked into {spec.model_dir})")
+    count = extract_into(model, spec.model_dir)
+    printer.info(f"model: {model} ({count} file{'' if count == 1 else 's'} unpacked into {spec.model_dir})")
     return 0
