@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass
 
 from .. import contract
+from ..paths import cache_root
+from ..runtime.job_env import ENVS_ENV
 
 CHECKPOINT_SYNC_SECONDS = 10.0
 STOP_GRACE_SECONDS = 20.0
@@ -216,6 +218,7 @@ class LocalJob:
         if len(hosts) > 1:
             env[contract.MASTER_ADDR_OVERRIDE_ENV] = "127.0.0.1"  # algo-N do not resolve on this machine
         env[contract.MASTER_PORT_OVERRIDE_ENV] = self.master_port
+        env.setdefault(ENVS_ENV, os.path.join(cache_root(env), "envs"))  # requirements never go into this Python
         proc = subprocess.Popen(self._command(layout), cwd=layout.root, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         with self._lock:

@@ -15,7 +15,7 @@ import subprocess
 import sys
 
 from .. import contract
-from . import devices, environment, failure, launch, neuron_cache
+from . import devices, environment, failure, job_env, launch, neuron_cache
 from .process import run_child
 from .safe_tar import UnsafeArchive, safe_extract
 
@@ -68,12 +68,20 @@ def check_entry_point(name: str, code_dir: str) -> str:
     return name
 
 
-def install_requirements(code_dir: str, requirements, python: str) -> None:
+def install_requirements(code_dir: str, requirements, python: str, environ) -> str:
+    """Install the code's requirements; returns the interpreter that runs the script. On this
+    machine (local mode, the sandbox: ATR_LOCAL_ENVS is set) into a job environment of its own,
+    never into the user's Python; in a container into the image's Python, as the toolkit does."""
     if not requirements:
-        return
+        return python
     path = os.path.join(code_dir, requirements)
     if not os.path.isfile(path):
         raise SetupError(f"requirements file {requirements!r} not in the code bundle")
+    if environ.get(job_env.ENVS_ENV):
+        try:
+            return job_env.job_python(environ[job_env.ENVS_ENV], path, python, log)
+        except (OSError, RuntimeError, subprocess.CalledProcessError) as err:
+            raise SetupError(str(err)) from None
     log(f"pip install -r {requirements}")
     result = subprocess.run([python, "-m", "pip", "install", "--disable-pip-version-check", "-r", path],
                             cwd=code_dir, capture_output=True, text=True)
@@ -82,6 +90,7 @@ def install_requirements(code_dir: str, requirements, python: str) -> None:
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
         raise SetupError(f"pip install -r {requirements} failed (exit {result.returncode}):\n{tail}")
+    return python
 
 
 def _decode(raw_hps, key, default=None):
@@ -101,7 +110,7 @@ def main(environ=None) -> int:
         prepare_code(layout)
         entry = check_entry_point(str(environ.get("SAGEMAKER_PROGRAM") or _decode(raw_hps, contract.HP_PROGRAM, "")),
                                   layout.code_dir)
-        install_requirements(layout.code_dir, _decode(raw_hps, contract.HP_REQUIREMENTS), python)
+        python = install_requirements(layout.code_dir, _decode(raw_hps, contract.HP_REQUIREMENTS), python, environ)
     except SetupError as err:
         log(str(err))
         failure.write_failure_once(layout, f"ClientError: {err}\n")
