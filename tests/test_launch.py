@@ -255,3 +255,14 @@ def test_unreachable_endpoint_is_one_line_not_a_traceback(project, monkeypatch):
     assert "GetCallerIdentity failed" in result.stderr or "Could not connect" in result.stderr
     listing = run_python(["-m", "aws_train_remote.cli.main", "list", "--region", "us-east-1"], cwd=project)
     assert listing.returncode == 1 and "Traceback" not in listing.stderr
+
+
+def test_fresh_start_moves_earlier_checkpoints_aside(project, aws):
+    (project / "seed").mkdir()
+    (project / "seed" / "epoch-0001.json").write_text("{}")
+    launch(project, "--sagemaker-spot", "--checkpoint-initial", "seed", "--sagemaker-base-job-name", "fresh")
+    result = launch(project, "--sagemaker-spot", "--sagemaker-base-job-name", "fresh", "--sagemaker-fresh-start")
+    assert "fresh start: 1 earlier checkpoint files moved to s3://" in result.stdout
+    assert keys("aws-train-remote/checkpoints/fresh/") == []
+    archived = keys("aws-train-remote/checkpoints/fresh-archived-")
+    assert len(archived) == 1 and archived[0].endswith("/epoch-0001.json")

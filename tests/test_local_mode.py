@@ -174,3 +174,24 @@ def test_two_hosts_one_model_without_duplicates_first_host_wins(tmp_path):
     with tarfile.open(archive) as tar:
         names = tar.getnames()
     assert names == ["model.json", "only-algo-1.txt", "only-algo-2.txt"]
+
+
+def test_checkpoint_initial_restore_line_and_fresh_start_in_local_mode(tmp_path):
+    """Issue 8.8: --checkpoint-initial was ignored in local mode; restoring says so; a fresh start
+    needs no new base job name and loses nothing."""
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    (seed / "epoch-0002.json").write_text(json.dumps({"epoch": 2, "weights": [0.0, 0.0, 0.0], "bias": 0.0}))
+    first = local("--epochs", "3", "--sagemaker-base-job-name", "ck", "--checkpoint-initial", str(seed), cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    assert f"checkpoint location seeded with 1 files from {seed}" in first.stdout
+    assert "[algo-1] [aws-train-remote] restored 1 checkpoint file into" in first.stdout
+    assert "[algo-1] resumed from checkpoint epoch 2" in first.stdout
+    again = local("--epochs", "4", "--sagemaker-base-job-name", "ck", cwd=tmp_path)
+    assert "[algo-1] [aws-train-remote] restored" in again.stdout and "[algo-1] epoch=1 " not in again.stdout
+    fresh = local("--epochs", "2", "--sagemaker-base-job-name", "ck", "--sagemaker-fresh-start", cwd=tmp_path)
+    assert fresh.returncode == 0, fresh.stderr
+    moved = next(line for line in fresh.stdout.splitlines() if line.startswith("fresh start: "))
+    assert "earlier checkpoint files moved to s3://" in moved and "-archived-" in moved
+    assert "[algo-1] epoch=1 " in fresh.stdout and "restored" not in fresh.stdout
+    assert int(moved.split()[2]) >= 1

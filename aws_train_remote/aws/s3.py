@@ -386,3 +386,17 @@ def seed_prefix(s3, bucket: str, dest_prefix: str, source: str, kms_key=None) ->
             s3.upload_file(full, bucket, dest_prefix + rel, ExtraArgs=extra or None)
             count += 1
     return count
+
+
+def archive_prefix(s3, bucket: str, prefix: str, dest_prefix: str, kms_key=None) -> int:
+    """--sagemaker-fresh-start: move every object under `prefix` to `dest_prefix` (copy, then
+    delete the originals once all are copied: an interruption leaves copies, never a loss)."""
+    extra = {"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": kms_key} if kms_key else {}
+    keys = sorted(list_prefix(s3, bucket, prefix))
+    for key in keys:
+        s3.copy_object(Bucket=bucket, Key=dest_prefix + key[len(prefix):], CopySource={"Bucket": bucket, "Key": key},
+                       **extra)
+    for start in range(0, len(keys), 1000):
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys[start:start + 1000]],
+                                                 "Quiet": True})
+    return len(keys)

@@ -53,6 +53,33 @@ class MirrorStorage:
                 count += 1
         return count
 
+    def seed(self, uri: str, folder: str) -> int:
+        """--checkpoint-initial: copy a local folder (or file) into the prefix `uri`."""
+        target = self._path(uri.rstrip("/") + "/")
+        if os.path.isfile(folder):
+            os.makedirs(target, exist_ok=True)
+            shutil.copy2(folder, os.path.join(target, os.path.basename(folder)))
+            return 1
+        count = 0
+        for dirpath, _, files in os.walk(folder):
+            for name in files:
+                rel = os.path.relpath(os.path.join(dirpath, name), folder)
+                os.makedirs(os.path.dirname(os.path.join(target, rel)), exist_ok=True)
+                shutil.copy2(os.path.join(dirpath, name), os.path.join(target, rel))
+                count += 1
+        return count
+
+    def move(self, uri: str, dest_uri: str) -> int:
+        """--sagemaker-fresh-start: the prefix's files move to `dest_uri` (nothing is deleted)."""
+        source = self._path(uri.rstrip("/") + "/")
+        if not os.path.isdir(source):
+            return 0
+        count = sum(len(files) for _, _, files in os.walk(source))
+        target = self._path(dest_uri.rstrip("/"))
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.rename(source, target)
+        return count
+
     def put(self, local: str, uri: str) -> None:
         target = self._path(uri)
         os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -98,6 +125,25 @@ def run_local(spec, environ, out=None) -> int:
             sources[item.location] = fetch(s3, item.location, os.path.join(cache, "s3"), flag=item.flag)
     storage = MirrorStorage(os.path.join(cache, "local-s3"), sources)
     printer = Printer(out)
+    checkpoint = (request.get("CheckpointConfig") or {}).get("S3Uri")
+    if spec.fresh_start and checkpoint:
+        import datetime
+
+        from ..plan.request import archive_uri
+
+        archive = archive_uri(checkpoint, datetime.datetime.now(datetime.timezone.utc))
+        moved = storage.move(checkpoint, archive)
+        printer.info(f"fresh start: {moved} earlier checkpoint files moved to {archive}")
+    if spec.checkpoint_initial and checkpoint:  # as the launcher does before CreateTrainingJob
+        initial = spec.checkpoint_initial
+        if initial.startswith("s3://"):
+            from ..aws.s3_cache import fetch
+            from ..aws.session import AwsSession
+
+            initial = fetch(AwsSession(profile=spec.profile, region=spec.region).client("s3"), initial,
+                            os.path.join(cache, "s3"), flag="--checkpoint-initial")
+        count = storage.seed(checkpoint, initial)
+        printer.info(f"checkpoint location seeded with {count} files from {spec.checkpoint_initial}")
     from ..spec.images import distribution_note
 
     if distribution_note(spec):

@@ -127,6 +127,15 @@ def prepare(spec, session, environ, out) -> Prepared:
     git = read_git_info(spec.source_dir)
     request = build_request(spec, plan, account=account, bucket=bucket, git=git, role=role_arn)
     checkpoint = (request.get("CheckpointConfig") or {}).get("S3Uri")
+    if spec.fresh_start and checkpoint:
+        import datetime
+
+        from ..plan.request import archive_uri
+
+        archive = archive_uri(checkpoint, datetime.datetime.now(datetime.timezone.utc))
+        src_bucket, src = split_s3(checkpoint)
+        moved = s3mod.archive_prefix(s3, src_bucket, src, split_s3(archive)[1], spec.kms_key)
+        print(f"fresh start: {moved} earlier checkpoint files moved to {archive}", file=out)
     if spec.checkpoint_initial and checkpoint:
         dest_bucket, dest = split_s3(checkpoint)
         count = s3mod.seed_prefix(s3, dest_bucket, dest, spec.checkpoint_initial, spec.kms_key)

@@ -49,6 +49,11 @@ def checkpoint_uri(spec, bucket: str):
     return spec.checkpoint_s3
 
 
+def archive_uri(checkpoint: str, now) -> str:
+    """Where --sagemaker-fresh-start moves the earlier checkpoints: beside the location, dated."""
+    return checkpoint.rstrip("/") + f"-archived-{now.strftime('%Y%m%d-%H%M%S')}/"
+
+
 def neuron_cache_uri(spec, bucket: str):
     if not spec.trainium or spec.neuron_cache == "none":
         return None

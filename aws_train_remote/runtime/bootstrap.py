@@ -123,6 +123,10 @@ def main(environ=None) -> int:
         argv = launch.toolkit_args(environment.user_hyperparameters(raw_hps))
     checkpoint_path = contract.rebase(paths.get("checkpoint_path") or layout.checkpoint_dir, layout.root)
     os.makedirs(checkpoint_path, exist_ok=True)
+    restored = sum(len(files) for _, _, files in os.walk(checkpoint_path))
+    if restored:  # SageMaker (and local mode, the sandbox) put the checkpoint location's files here
+        log(f"restored {restored} checkpoint file{'' if restored == 1 else 's'} into {checkpoint_path} from the "
+            "job's checkpoint location")
     instance_type = resource.get("current_instance_type", "local")
     gpus, neurons = devices.num_gpus(), devices.num_neurons(instance_type)
     decoded = environment.decode_all(raw_hps)

@@ -93,6 +93,7 @@ class JobSpec:
     checkpoint_s3: str  # "auto", "none" or s3 URI
     checkpoint_container: str
     checkpoint_initial: str
+    fresh_start: bool
     neuron_cache: str  # "auto", "none" or s3 URI
     download: bool
     kms_key: str
@@ -238,6 +239,8 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         checkpoint_initial = _location_or_s3("--checkpoint-initial", checkpoint_initial, cwd)
         _need(checkpoint_s3 != "none", "--checkpoint-initial", v.get("checkpoint_initial"),
               "needs a checkpoint location to seed", "drop --sagemaker-checkpoint-s3 none")
+    _need(not (v["fresh_start"] and checkpoint_s3 == "none"), "--sagemaker-fresh-start", "yes",
+          "there is no checkpoint location to start fresh from", "drop --sagemaker-checkpoint-s3 none or this flag")
 
     # job and base names
     base = v.get("base_job_name")
@@ -392,7 +395,8 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         neuron_parallel_compile=v["neuron_parallel_compile"], simulate_interruption=v.get("simulate_interruption"),
         bucket=bucket, prefix=prefix,
         output_s3=output_s3, checkpoint_s3=checkpoint_s3, checkpoint_container=checkpoint_container,
-        checkpoint_initial=checkpoint_initial, neuron_cache=neuron_cache, download=v["download"],
+        checkpoint_initial=checkpoint_initial, fresh_start=v["fresh_start"], neuron_cache=neuron_cache,
+        download=v["download"],
         kms_key=v.get("kms_key"), volume_kms_key=v.get("volume_kms_key"), subnets=subnets,
         security_groups=groups, network_isolation=v["network_isolation"],
         encrypt_inter_container=v["encrypt_inter_container"], source_dir=source_dir,

@@ -158,6 +158,9 @@ OPTIONS = (
       default="/opt/ml/checkpoints", aliases=("sagemaker-checkpoint-local",)),
     Opt("checkpoint-initial", STORAGE, "seed the checkpoint location from this local folder or S3 URI "
       "before the job starts"),
+    Opt("sagemaker-fresh-start", STORAGE, "start without the checkpoints of earlier launches: the "
+      "checkpoint location's files are moved aside to <location>-archived-<time>/ first (nothing is "
+      "deleted), and later launches resume from this one", kind="bool", default=False),
     Opt("sagemaker-neuron-cache", STORAGE, "Trainium compile cache in S3; auto = "
       "s3://<bucket>/<prefix>/neuron-cache/<base-job-name>, none = off", default="auto"),
     Opt("sagemaker-download", STORAGE, "when the job completes, fetch model.tar.gz and unpack it "
