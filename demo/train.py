@@ -65,17 +65,20 @@ def evaluate(weights, bias, features, labels):
 def main(args):
     features, labels = load_rows(args.train)
     state = newest_checkpoint(args.checkpoint_dir)
+    rng = random.Random(args.seed)
     if state:
         weights, bias, start = state["weights"], state["bias"], state["epoch"]
+        if state.get("rng"):  # the shuffles continue where they were: a resumed run equals an unbroken one
+            version, internal, gauss = state["rng"]
+            rng.setstate((version, tuple(internal), gauss))
         print(f"resumed from checkpoint epoch {start}", flush=True)
     else:
         weights, bias, start = [0.0, 0.0, 0.0], 0.0, 0
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))  # spot interruption: finish the epoch, save
 
-    rng = random.Random(args.seed)
-    order = list(range(len(labels)))
     for epoch in range(start + 1, args.epochs + 1):
+        order = list(range(len(labels)))  # each epoch's order depends on the rng alone, which the checkpoint keeps
         rng.shuffle(order)
         for i in order:
             err = predict(weights, bias, features[i]) - labels[i]
@@ -84,7 +87,7 @@ def main(args):
         loss, accuracy = evaluate(weights, bias, features, labels)
         print(f"epoch={epoch} loss={loss:.4f} accuracy={accuracy:.4f}", flush=True)
         save_json(os.path.join(args.checkpoint_dir, f"epoch-{epoch:04d}.json"),
-                  {"epoch": epoch, "weights": weights, "bias": bias})
+                  {"epoch": epoch, "weights": weights, "bias": bias, "rng": rng.getstate()})
         if args.sleep:
             time.sleep(args.sleep)
         if stop["now"]:

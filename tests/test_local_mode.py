@@ -195,3 +195,24 @@ def test_checkpoint_initial_restore_line_and_fresh_start_in_local_mode(tmp_path)
     assert "earlier checkpoint files moved to s3://" in moved and "-archived-" in moved
     assert "[algo-1] epoch=1 " in fresh.stdout and "restored" not in fresh.stdout
     assert int(moved.split()[2]) >= 1
+
+
+def test_spot_rehearsal_several_interruptions_give_the_same_model_byte_for_byte(tmp_path):
+    """Issue 8.9: several interruption times, counted from the script's start; each reported; the
+    demo keeps its random state in the checkpoint, so 0, 1 and 3 interruptions end identically."""
+    models = {}
+    for times in ("", "1", "1,1,1"):
+        cwd = tmp_path / (times.replace(",", "-") or "none")
+        cwd.mkdir()
+        args = ["--epochs", "16", "--sleep", "0.25", "--sagemaker-spot", "--sagemaker-base-job-name",
+                f"rehearsal-{cwd.name}"]
+        if times:
+            args += ["--sagemaker-simulate-interruption", times]
+        result = local(*args, cwd=cwd)
+        assert result.returncode == 0, result.stdout + result.stderr
+        wanted = len(times.split(",")) if times else 0
+        assert result.stdout.count("status: Interrupted - Simulated spot interruption") == wanted
+        if times:
+            assert f"spot rehearsal: {wanted} of {wanted} simulated interruptions happened" in result.stdout
+        models[times] = (cwd / "output" / "model" / "model.json").read_bytes()
+    assert models[""] == models["1"] == models["1,1,1"]

@@ -102,6 +102,9 @@ class Outcome:
     failure_reason: str = None
     training_seconds: int = 0
     secondary: str = None
+    interruptions: tuple = ()  # seconds of script time at which each simulated interruption came
+
+SCRIPT_STARTED = "[aws-train-remote] running: "  # the runtime's line just before it starts the script
 
 
 def write_config(layout, request: dict, host: str, hosts: list) -> None:
@@ -151,6 +154,7 @@ class LocalJob:
         self.stop_reason = None
         self._lock = threading.Lock()
         self.master_port = free_port()  # two local jobs at once must not both rendezvous on 7777
+        self.script_started = {}  # host -> clock() when the runtime started the script, this attempt
 
     @property
     def name(self) -> str:
@@ -224,7 +228,11 @@ class LocalJob:
         with self._lock:
             self.procs[host] = proc
         for raw in iter(proc.stdout.readline, b""):
-            self.on_line(host, raw.decode("utf-8", "replace").rstrip("\n"))
+            text = raw.decode("utf-8", "replace").rstrip("\n")
+            if text.startswith(SCRIPT_STARTED):
+                with self._lock:
+                    self.script_started.setdefault(host, self.clock())
+            self.on_line(host, text)
         results[host] = proc.wait()
 
     def _checkpoint_sync(self, host: str, seen: dict) -> None:
@@ -267,7 +275,8 @@ class LocalJob:
         threads = [threading.Thread(target=self._run_host, args=(h, hosts, results), daemon=True) for h in hosts]
         for thread in threads:
             thread.start()
-        began = self.clock()
+        with self._lock:
+            self.script_started = {}
         max_run = self.request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
         seen = {h: {} for h in hosts}
         last_sync = self.clock()
@@ -276,7 +285,10 @@ class LocalJob:
                 thread.join(timeout=0.2)
             if max_run and self.clock() - start > max_run and self.stop_reason is None:
                 self.stop("MaxRuntimeExceeded")
-            if interrupt_after and not interrupted and self.clock() - began >= interrupt_after:
+            with self._lock:
+                began = min(self.script_started.values()) if self.script_started else None
+            if interrupt_after is not None and not interrupted and began is not None \
+                    and self.clock() - began >= interrupt_after:
                 interrupted = True  # as a spot reclaim: SIGTERM now, the instances are gone after
                 self._signal_all(signal.SIGTERM)
             if self.clock() - last_sync >= CHECKPOINT_SYNC_SECONDS:
@@ -285,11 +297,13 @@ class LocalJob:
         self._checkpoint_sync(hosts[0], seen[hosts[0]])
         return results, interrupted and self.stop_reason is None
 
-    def run(self, interrupt_after=None) -> Outcome:
-        """Run the job; `interrupt_after` seconds into training, simulate one spot interruption:
-        SIGTERM to every host, checkpoints kept, the job staged afresh and restarted."""
+    def run(self, interrupt_after=()) -> Outcome:
+        """Run the job. For each time in `interrupt_after` (seconds after the script (re)starts, not
+        counting staging and pip), simulate a spot interruption: SIGTERM to every host, checkpoints
+        kept, the job staged afresh and restarted."""
         start = self.clock()
         hosts = self.hosts()
+        pending, happened = list(interrupt_after or ()), []
         while True:
             self.on_status("Starting", "Preparing the instances for training")
             try:
@@ -299,12 +313,12 @@ class LocalJob:
             except Exception as err:  # noqa: BLE001 - any staging failure fails the job, like SageMaker
                 return Outcome("Failed", f"ClientError: could not stage the job's data: {err}"[:1024], 0, "Failed")
             self.on_status("Training", "Training image download completed. Training in progress.")
-            results, interrupted = self._train(hosts, start, interrupt_after)
+            results, interrupted = self._train(hosts, start, pending[0] if pending else None)
             if not interrupted:
                 break
-            interrupt_after = None
-            self.on_status("Interrupted", "Simulated spot interruption: instances reclaimed, checkpoints kept; "
-                                          "restarting")
+            happened.append(pending.pop(0))
+            self.on_status("Interrupted", f"Simulated spot interruption {len(happened)} ({happened[-1]} s after the "
+                                          "script started): instances reclaimed, checkpoints kept; restarting")
         seconds = max(1, int(round(self.clock() - start)))
         self.on_status("Uploading", "Uploading generated training model")
         output = self.request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{self.name}/output/"
@@ -319,7 +333,7 @@ class LocalJob:
             if has_data:
                 self.storage.put(data, output + "output.tar.gz")
         if self.stop_reason is not None:
-            return Outcome("Stopped", None, seconds, self.stop_reason)
+            return Outcome("Stopped", None, seconds, self.stop_reason, tuple(happened))
         if failed:
             reason = f"exit status {results.get(failed[0])} on {failed[0]}"
             for host in failed:
@@ -329,5 +343,5 @@ class LocalJob:
                         reason = fh.read()
                     break
             # as SageMaker: FailureReason is "AlgorithmError: " + the failure file, 1024 characters at most
-            return Outcome("Failed", ("AlgorithmError: " + reason)[:1024], seconds, "Failed")
-        return Outcome("Completed", None, seconds, "Completed")
+            return Outcome("Failed", ("AlgorithmError: " + reason)[:1024], seconds, "Failed", tuple(happened))
+        return Outcome("Completed", None, seconds, "Completed", tuple(happened))

@@ -160,6 +160,10 @@ def run_local(spec, environ, out=None) -> int:
     finally:
         shutil.rmtree(job.workdir, ignore_errors=True)
     printer.info(f"{outcome.status}: {spec.job_name}, {outcome.training_seconds} s")
+    if spec.simulate_interruption:
+        times = ", ".join(f"{t} s" for t in outcome.interruptions) or "none"
+        printer.info(f"spot rehearsal: {len(outcome.interruptions)} of {len(spec.simulate_interruption)} simulated "
+                     f"interruptions happened (after {times} of script time); the job resumed after each")
     if outcome.status != "Completed":
         raise JobFailed(f"local job {spec.job_name} ended {outcome.status}"
                         + (f": {outcome.failure_reason.splitlines()[0]}" if outcome.failure_reason else ""))

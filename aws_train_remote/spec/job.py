@@ -86,7 +86,7 @@ class JobSpec:
     distribution: str
     nproc_per_node: int
     neuron_parallel_compile: bool
-    simulate_interruption: int  # seconds, local mode only; None: no simulated interruption
+    simulate_interruption: tuple  # seconds after each (re)start of the script, local mode only; () none
     bucket: str  # None: sagemaker-<region>-<account>, known only after an STS call
     prefix: str
     output_s3: str  # None: derived from bucket/prefix
@@ -392,7 +392,7 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         max_run=max_run, spot=spot, max_wait=max_wait if spot else None, max_retries=v["max_retries"],
         keep_alive=v["keep_alive"], environment=environment, tags=tags, metrics=metrics,
         distribution=v["distribution"], nproc_per_node=v.get("nproc_per_node"),
-        neuron_parallel_compile=v["neuron_parallel_compile"], simulate_interruption=v.get("simulate_interruption"),
+        neuron_parallel_compile=v["neuron_parallel_compile"], simulate_interruption=tuple(v.get("simulate_interruption") or ()),
         bucket=bucket, prefix=prefix,
         output_s3=output_s3, checkpoint_s3=checkpoint_s3, checkpoint_container=checkpoint_container,
         checkpoint_initial=checkpoint_initial, fresh_start=v["fresh_start"], neuron_cache=neuron_cache,

@@ -26,6 +26,7 @@ _PARSERS = {
     "bool": values.parse_bool,
     "run": values.parse_run,
     "duration": values.parse_duration,
+    "durations": values.parse_durations,
     "pairs": values.parse_pairs,
     "list": values.parse_list,
     "s3": values.parse_s3_uri,
@@ -140,9 +141,9 @@ OPTIONS = (
       default="auto", choices=("auto", "none", "torchrun")),
     Opt("sagemaker-nproc-per-node", JOB, "torchrun processes per instance (default: GPUs, else "
       "NeuronCores, else 1)", kind="int"),
-    Opt("sagemaker-simulate-interruption", JOB, "--sagemaker-run local only: after this long in training, "
-        "simulate a spot interruption (SIGTERM, checkpoints kept, job restarted) to test resume logic",
-        kind="duration"),
+    Opt("sagemaker-simulate-interruption", JOB, "--sagemaker-run local only: simulate spot interruptions "
+        "(SIGTERM, checkpoints kept, job restarted) to test resume logic; each time counts from the moment "
+        "the script (re)starts, e.g. 30s,90s interrupts twice", kind="durations"),
     Opt("sagemaker-neuron-parallel-compile", JOB, "Trainium: run neuron_parallel_compile before "
       "training to fill the compile cache", kind="bool", default=False),
     # storage

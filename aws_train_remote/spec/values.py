@@ -58,6 +58,17 @@ def parse_duration(raw) -> int:
     return int(match.group(1)) * _UNIT[match.group(2).lower()]
 
 
+def parse_durations(raw) -> tuple:
+    """One or more durations, comma-separated ("30s,90s") or a YAML list."""
+    items = raw if isinstance(raw, (list, tuple)) else [p for p in str(raw).split(",") if p.strip()]
+    if not items:
+        raise ValueError("expected one or more durations such as 30s or 30s,90s")
+    try:
+        return tuple(parse_duration(item) for item in items)
+    except ValueError:
+        raise ValueError("expected one or more durations such as 30s or 30s,90s") from None
+
+
 def parse_pairs(raw) -> tuple:
     """KEY=VALUE items: a string, a list of strings, or a mapping (from YAML). Order kept, last wins."""
     if raw is None:
