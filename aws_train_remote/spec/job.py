@@ -223,7 +223,7 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
               f"use at most {2 * MAX_RUN_LIMIT} seconds")
 
     if v.get("simulate_interruption") is not None and v["run"] != "local":
-        raise UsageError("--sagemaker-simulate-interruption", v["simulate_interruption"],
+        raise UsageError("--sagemaker-simulate-interruption", ",".join(map(str, v["simulate_interruption"])),
                          "only applies to --sagemaker-run local", "add --sagemaker-run local")
     checkpoint_s3 = _auto_s3("--sagemaker-checkpoint-s3", v["checkpoint_s3"])
     if spot and checkpoint_s3 == "none" and not v["spot_force"]:
