@@ -19,7 +19,7 @@ from .spec.options import BY_KEY, OPTIONS, builtin_defaults
 
 
 def training_main(main, inputs=None, dependencies=None, *, additional_arguments=None,
-                  argparse_callback=None, description=None, input_modes=None, argv=None,
+                  argparse_callback=None, description=None, input_modes=None, input_distributions=None, argv=None,
                   environ=None, **defaults):
     """Run `main(args)` locally, or as a SageMaker training job when --sagemaker-run yes.
 
@@ -37,6 +37,7 @@ def training_main(main, inputs=None, dependencies=None, *, additional_arguments=
         argparse_callback=argparse_callback,
         description=description if description is not None else (main.__doc__ or None),
         input_modes=tuple((input_modes or {}).items()),
+        input_distributions=tuple((input_distributions or {}).items()),
     )
     argv = sys.argv[1:] if argv is None else list(argv)
     environ = os.environ if environ is None else environ

@@ -216,3 +216,36 @@ def test_spot_rehearsal_several_interruptions_give_the_same_model_byte_for_byte(
             assert f"spot rehearsal: {wanted} of {wanted} simulated interruptions happened" in result.stdout
         models[times] = (cwd / "output" / "model" / "model.json").read_bytes()
     assert models[""] == models["1"] == models["1,1,1"]
+
+
+def test_sharded_input_gives_each_host_its_share(tmp_path):
+    """Issue 8.10: --<input>-distribution sharded (ShardedByS3Key): each host gets about 1/N of the
+    files, none twice, all of them once; the script's args say sharded."""
+    write_script(tmp_path, """
+        import os
+        from aws_train_remote import training_main
+        def main(args):
+            print("shard", os.environ["SM_CURRENT_HOST"], args.train_distribution, sorted(os.listdir(args.train)))
+        if __name__ == "__main__":
+            training_main(main, inputs={"train": "data"})
+        """)
+    (tmp_path / "data").mkdir()
+    for i in range(7):
+        (tmp_path / "data" / f"part-{i}.csv").write_text(str(i))
+    result = run_python(["train.py", "--sagemaker-run", "local", "--sagemaker-instance-count", "3",
+                         "--train-distribution", "sharded"], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    shares = {}
+    for line in result.stdout.splitlines():
+        if "] shard algo-" in line:
+            _, host, spread, files = line.split(" ", 3)[0], line.split()[2], line.split()[3], line.split(" ", 4)[4]
+            shares[host] = __import__("ast").literal_eval(files)  # the printed Python list
+            assert spread == "sharded"
+    assert sorted(shares) == ["algo-1", "algo-2", "algo-3"]
+    every = [f for files in shares.values() for f in files]
+    assert sorted(every) == [f"part-{i}.csv" for i in range(7)] and all(2 <= len(v) <= 3 for v in shares.values())
+    dry = run_python(["train.py", "--sagemaker-run", "yes", "--sagemaker-dry-run", "--sagemaker-role",
+                      "arn:aws:iam::123456789012:role/R", "--sagemaker-region", "us-east-1",
+                      "--train-distribution", "sharded"], cwd=tmp_path)
+    channel = next(c for c in json.loads(dry.stdout)["request"]["InputDataConfig"] if c["ChannelName"] == "train")
+    assert channel["DataSource"]["S3DataSource"]["S3DataDistributionType"] == "ShardedByS3Key"

@@ -34,26 +34,25 @@ class S3Storage:
     def __init__(self, s3):
         self.s3 = s3
 
-    def fetch(self, uri: str, dest: str) -> int:
+    def fetch(self, uri: str, dest: str, shard=None) -> int:
         """Every object under `uri` into `dest`, keyed relative to the URI's folder (as SageMaker's
-        File mode does: an exact object key lands as its file name)."""
+        File mode does: an exact object key lands as its file name). `shard` (index, count): only
+        this host's share, see shard_of."""
         bucket, key = contract.split_s3(uri)
         if not key or key.endswith("/"):
             base = key
         else:  # an exact object key: it lands under its own name
             base = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+        keys = [obj["Key"] for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+                for obj in page.get("Contents", []) if obj["Key"][len(base):] and not obj["Key"].endswith("/")]
         count = 0
-        for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key):
-            for obj in page.get("Contents", []):
-                rel = obj["Key"][len(base):]
-                if not rel or rel.endswith("/"):
-                    continue
-                target = os.path.realpath(os.path.join(dest, rel))
-                if not target.startswith(os.path.realpath(dest) + os.sep):
-                    continue  # a key with '..' must not escape the channel folder
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                self.s3.download_file(bucket, obj["Key"], target)
-                count += 1
+        for object_key in shard_of(sorted(keys), shard):
+            target = os.path.realpath(os.path.join(dest, object_key[len(base):]))
+            if not target.startswith(os.path.realpath(dest) + os.sep):
+                continue  # a key with '..' must not escape the channel folder
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            self.s3.download_file(bucket, object_key, target)
+            count += 1
         return count
 
     def put(self, local: str, uri: str) -> None:
@@ -69,6 +68,16 @@ class S3Storage:
             self.s3.upload_file(os.path.join(local_dir, rel), bucket, prefix + rel)
         for rel in removed:
             self.s3.delete_object(Bucket=bucket, Key=prefix + rel)
+
+
+def shard_of(keys: list, shard) -> list:
+    """ShardedByS3Key as emulated here: keys in lexicographic order, host i of n (algo-(i+1)) gets
+    every n-th key starting at the i-th, so each gets about 1/n of the objects and none twice.
+    (SageMaker documents the share, not the assignment; a script must not rely on which.)"""
+    if not shard:
+        return keys
+    index, count = shard
+    return keys[index::count]
 
 
 def free_port() -> str:
@@ -185,15 +194,17 @@ class LocalJob:
         for channel in self.request.get("InputDataConfig", []):
             name = channel["ChannelName"]
             uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
+            sharded = channel["DataSource"]["S3DataSource"].get("S3DataDistributionType") == "ShardedByS3Key"
+            shard = (hosts.index(host), len(hosts)) if sharded else None
             if channel.get("InputMode") == "Pipe":
                 staging = os.path.join(self.workdir, host, "pipe-data", name)
-                self.storage.fetch(uri, staging)
+                self.storage.fetch(uri, staging, shard)
                 fifo = layout.pipe_path(name, 0)
                 os.makedirs(os.path.dirname(fifo), exist_ok=True)
                 os.mkfifo(fifo)
                 threading.Thread(target=_feed_pipe, args=(fifo, staging), daemon=True).start()
             else:
-                self.storage.fetch(uri, layout.channel_dir(name))
+                self.storage.fetch(uri, layout.channel_dir(name), shard)
         write_config(layout, self.request, host, hosts)
         checkpoint = self.request.get("CheckpointConfig")
         if checkpoint:

@@ -14,7 +14,7 @@ import sys
 
 from ..errors import JobFailed
 from ..paths import cache_root
-from .local_job import scan_changes
+from .local_job import scan_changes, shard_of
 
 LOCAL_ACCOUNT = "000000000000"
 
@@ -30,7 +30,7 @@ class MirrorStorage:
     def _path(self, uri: str) -> str:
         return os.path.join(self.root, uri[len("s3://"):])
 
-    def fetch(self, uri: str, dest: str) -> int:
+    def fetch(self, uri: str, dest: str, shard=None) -> int:
         os.makedirs(dest, exist_ok=True)
         source, name = self.sources.get(uri), None
         if isinstance(source, tuple):  # a file standing for a prefix: (path, name in the channel)
@@ -41,17 +41,20 @@ class MirrorStorage:
                 source = self._path(uri + "/")
         if os.path.isfile(source):
             name = name or (uri.rsplit("/", 1)[1] if not uri.endswith("/") else os.path.basename(source))
+            if not shard_of([name], shard):
+                return 0
             shutil.copy2(source, os.path.join(dest, name))
             return 1
-        count = 0
-        for dirpath, _, files in os.walk(source):
-            for name in files:
-                rel = os.path.relpath(os.path.join(dirpath, name), source)
-                target = os.path.join(dest, rel)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                shutil.copy2(os.path.join(dirpath, name), target)
-                count += 1
-        return count
+        if not os.path.isdir(source):
+            return 0
+        from ..plan.uploads import input_files  # the same listing the upload plan makes: links followed, loops cut
+
+        chosen = shard_of(input_files(source, "--" + os.path.basename(dest)), shard)
+        for rel, full in chosen:
+            target = os.path.join(dest, rel)
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(full, target)
+        return len(chosen)
 
     def seed(self, uri: str, folder: str) -> int:
         """--checkpoint-initial: copy a local folder (or file) into the prefix `uri`."""

@@ -11,6 +11,7 @@ from .. import contract
 from .._version import __version__
 from ..contract import encode_hyperparameter as encode
 from ..errors import UsageError
+from ..spec.options import INPUT_DISTRIBUTIONS
 
 ACCOUNT_PLACEHOLDER = "<account>"
 LAUNCH_TAG = "aws-train-remote:launch"  # the launch token: a job carrying ours is ours to adopt
@@ -85,7 +86,8 @@ def path_flags(spec) -> dict:
         return os.path.basename(i.location) if i.single_file else None
 
     return {
-        "inputs": {i.name: {"flag": i.flag, "mode": i.mode, "file": single(i)} for i in spec.inputs},
+        "inputs": {i.name: {"flag": i.flag, "mode": i.mode, "file": single(i), "distribution": i.distribution}
+                   for i in spec.inputs},
         "model": spec.path_flags.get("model"),
         "output": spec.path_flags.get("output"),
         "checkpoint": spec.path_flags.get("checkpoint"),
@@ -188,7 +190,7 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
     uploaded = {item.name: item for item in plan.inputs}
     for item in spec.inputs:
         uri = item.location if item.is_s3 else _uri(bucket, uploaded[item.name].prefix_key)
-        channels.append(_channel(item.name, uri, item.mode))
+        channels.append(_channel(item.name, uri, item.mode, INPUT_DISTRIBUTIONS[item.distribution]))
     cache = neuron_cache_uri(spec, bucket)
     if cache:
         channels.append(_channel(contract.NEURON_CACHE_CHANNEL, cache))

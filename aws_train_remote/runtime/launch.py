@@ -37,6 +37,8 @@ def remap_argv(argv: list, paths: dict, layout) -> list:
         else:
             target = layout.channel_dir(name)
         front += [spec["flag"], target, spec["flag"] + "-mode", spec.get("mode") or "File"]
+        if spec.get("distribution"):  # so args.<input>_distribution is the job's, not the default
+            front += [spec["flag"] + "-distribution", spec["distribution"]]
     if paths.get("model"):
         front += [paths["model"], layout.model_dir]
     if paths.get("output"):

@@ -27,8 +27,10 @@ def render_flags_markdown() -> str:
         "a bare flag means yes. Remote runs also read the SageMaker SDK's `~/.config/sagemaker/config.yaml`",
         "(role, VPC, KMS keys, environment, tags, default bucket) below everything else.",
         "",
-        "Per script, `inputs={name: path}` adds `--<name>` (local path or `s3://` URI) and `--<name>-mode`",
-        "(File, FastFile, Pipe); `dependencies={name: folder}` adds `--<name>`.",
+        "Per script, `inputs={name: path}` adds `--<name>` (local path or `s3://` URI), `--<name>-mode`",
+        "(File, FastFile, Pipe) and `--<name>-distribution` (replicated, or sharded: ShardedByS3Key, each",
+        "instance gets about 1/N of the files; `input_distributions={name: ...}` sets the default);",
+        "`dependencies={name: folder}` adds `--<name>`.",
         "",
     ]
     for group in GROUPS:

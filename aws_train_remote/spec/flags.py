@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..contract import RESERVED_CHANNELS
 from ..errors import DefinitionError
-from .options import GROUPS, INPUT_MODES, OPTIONS
+from .options import GROUPS, INPUT_DISTRIBUTIONS, INPUT_MODES, OPTIONS
 
 _CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 
@@ -28,6 +28,7 @@ class ScriptDefinition:
     argparse_callback: object = None
     description: str = None
     input_modes: tuple = field(default=())  # ((name, default mode), ...)
+    input_distributions: tuple = field(default=())  # ((name, "replicated" or "sharded"), ...)
 
     def input_flag(self, name: str) -> str:
         return "--" + name.replace("_", "-")
@@ -126,6 +127,13 @@ def _generated(definition: ScriptDefinition, defaults: dict):
         yield "data", (f"{flag}-mode",), {
             "dest": f"{name}_mode", "default": mode, "metavar": "{" + ",".join(INPUT_MODES) + "}",
             "type": _mode_type(f"{flag}-mode"), "help": f"SageMaker input mode of {name!r} (default: {mode})",
+        }, f"input {name!r}"
+        spread = dict(definition.input_distributions).get(name, "replicated")
+        yield "data", (f"{flag}-distribution",), {
+            "dest": f"{name}_distribution", "default": spread, "choices": tuple(INPUT_DISTRIBUTIONS),
+            "metavar": "{" + ",".join(INPUT_DISTRIBUTIONS) + "}",
+            "help": f"{name!r} on several instances: replicated = every instance gets all of it; sharded = "
+                    f"each gets about 1/N of its files (ShardedByS3Key) (default: {spread})",
         }, f"input {name!r}"
     for name, folder in definition.dependencies:
         yield "source", (definition.dependency_flag(name),), {

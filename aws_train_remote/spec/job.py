@@ -41,6 +41,7 @@ class InputSpec:
     mode: str  # File, FastFile or Pipe
     flag: str
     single_file: bool = False  # a local file, not a folder: the channel holds just it
+    distribution: str = "replicated"  # or "sharded": each instance gets about 1/N of the files
 
     @property
     def is_s3(self) -> bool:
@@ -355,7 +356,8 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         _need(raw not in (None, ""), flag, None, "no location for this input", f"pass {flag} PATH_OR_S3_URI")
         location = _location_or_s3(flag, raw, cwd)
         inputs.append(InputSpec(name, location, getattr(namespace, f"{name}_mode"), flag,
-                                single_file=not values.is_s3_uri(location) and not os.path.isdir(location)))
+                                single_file=not values.is_s3_uri(location) and not os.path.isdir(location),
+                                distribution=getattr(namespace, f"{name}_distribution", "replicated")))
     dependencies = []
     for name, _default in definition.dependencies:
         flag = definition.dependency_flag(name)

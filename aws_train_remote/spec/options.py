@@ -197,6 +197,7 @@ BY_FLAG = {flag: o for o in OPTIONS for flag in o.flags}
 KEYWORDS = {**{o.key: o for o in OPTIONS if o.configurable},
             **{a: o for o in OPTIONS for a in o.keyword_aliases}}
 INPUT_MODES = ("File", "FastFile", "Pipe")
+INPUT_DISTRIBUTIONS = {"replicated": "FullyReplicated", "sharded": "ShardedByS3Key"}  # flag value -> API value
 
 
 def builtin_defaults() -> dict:
