@@ -156,9 +156,9 @@ def encode_hyperparameter(value, compact: bool = False) -> str:
 
 
 def is_trainium(instance_type: str) -> bool:
-    """ml.trn1.*, ml.trn1n.*, ml.trn2.*: Neuron images, NeuronCores, the compile cache."""
+    """ml.trn1.*, ml.trn1n.*, ml.trn2.*, ml.trn3.*: NeuronCores, torchrun, the compile cache."""
     parts = instance_type.split(".")
-    return len(parts) >= 3 and parts[1].startswith(("trn1", "trn2"))
+    return len(parts) >= 3 and parts[1].startswith(("trn1", "trn2", "trn3"))
 
 
 def decode_hyperparameter(text: str):

@@ -208,7 +208,7 @@ def test_bad_input_found_by_a_read_only_look_up(project, aws, isolated_env, setu
 
 
 def test_the_table_covers_at_least_60_bad_invocations():
-    total = len(CASES) + len(OFFLINE_CASES) + len(AWS_CASES) + 4  # + the four tests below
+    total = len(CASES) + len(OFFLINE_CASES) + len(AWS_CASES) + 5  # + the five tests below
     print(f"bad invocations in the table: {total}")
     assert total >= 60
 
@@ -243,4 +243,11 @@ def test_more_than_20_channels(tmp_path, aws):
     result = run_python(["train.py", *REMOTE, "--sagemaker-region", "us-east-1"], cwd=tmp_path)
     assert result.returncode == 2
     assert "inputs=19: too many input channels; SageMaker allows 20 channels, 18 of them for inputs" in result.stderr
+    assert aws.calls() == []
+
+
+def test_unknown_instance_family_names_the_image_flag(project, aws, isolated_env):
+    result = invoke(project, [*REMOTE, "--sagemaker-instance", "ml.q9.large"])
+    check_bad(result, "--sagemaker-instance=ml.q9.large: no default image for the 'q9' instance family; pass "
+                      "--sagemaker-image", isolated_env)
     assert aws.calls() == []

@@ -168,3 +168,15 @@ def test_dry_run_says_when_several_hosts_or_gpus_run_one_process_each(project, a
         assert notes == []
     else:
         assert len(notes) == 1 and notes[0].startswith(note) and "--sagemaker-distribution torchrun" in notes[0]
+
+
+def test_dry_run_says_which_image_and_why(project):
+    def notes(*args):
+        result = run_python(["train.py", "--sagemaker-run", "yes", "--sagemaker-dry-run", "--sagemaker-role", ROLE,
+                             "--sagemaker-region", "us-east-1", *args], cwd=project)
+        return [n for n in json.loads(result.stdout)["notes"] if n.startswith("image: ")]
+
+    [gpu] = notes("--sagemaker-instance", "ml.g5.xlarge")
+    assert "pytorch-training:2.6.0-gpu" in gpu and "the PyTorch GPU training image, chosen for ml.g5.xlarge" in gpu
+    [given] = notes("--sagemaker-image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1")
+    assert given.endswith("(from --sagemaker-image)")

@@ -98,3 +98,19 @@ def test_default_images_by_instance_type():
     assert trn.startswith("692866216735.dkr.ecr.eu-south-1.amazonaws.com/pytorch-training-neuronx:")
     with pytest.raises(ValueError, match="known: 2.3.0"):
         default_image("pytorch", "1.0", "ml.m5.large", "us-east-1")
+
+
+def test_instance_families_by_kind_and_unknown_ones_refused():
+    """Issue 8.12: an unknown family used to get the CPU image silently; ml.trn3 got the CPU image."""
+    from aws_train_remote.spec.images import UnknownFamily, default_image, device_kind
+
+    assert [device_kind(t) for t in ("ml.g6e.xlarge", "ml.p5en.48xlarge", "ml.p6-b200.48xlarge", "ml.c7i.large",
+                                     "ml.r7i.xlarge", "ml.trn1n.32xlarge", "ml.trn3.48xlarge")] == \
+        ["gpu", "gpu", "gpu", "cpu", "cpu", "trainium", "trainium"]
+    for unknown in ("ml.inf2.xlarge", "ml.q9.large"):
+        with pytest.raises(UnknownFamily):
+            default_image("pytorch", "2.6.0", unknown, "us-east-1")
+    with pytest.raises(UnknownFamily, match="Neuron 2.33"):
+        default_image("pytorch", "2.6.0", "ml.trn3.48xlarge", "us-east-1")
+    assert default_image("pytorch", "2.6.0", "ml.m5.large", "ap-northeast-3").startswith(
+        "364406365360.dkr.ecr.ap-northeast-3.amazonaws.com/")

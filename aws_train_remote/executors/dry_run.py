@@ -27,8 +27,9 @@ def dry_run_document(spec, environ) -> dict:
         notes.append("<account> is the AWS account id, looked up with sts:GetCallerIdentity at launch")
     request = build_request(spec, plan, account=account, git=read_git_info(spec.source_dir))
     notes += list(plan.warnings)
-    from ..spec.images import distribution_note
+    from ..spec.images import distribution_note, image_note
 
+    notes.append(image_note(spec, spec.image_given))
     if distribution_note(spec):
         notes.append(distribution_note(spec))
     if plan.skipped:

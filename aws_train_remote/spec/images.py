@@ -9,6 +9,7 @@ from ..contract import is_trainium
 # AWS's DLC registry account differs in a few opt-in regions.
 _DLC_ACCOUNTS = {
     "af-south-1": "626614931356",
+    "ap-northeast-3": "364406365360",
     "ap-east-1": "871362719292",
     "ap-south-2": "772153158452",
     "ap-southeast-3": "907027046896",
@@ -34,8 +35,15 @@ PYTORCH_TAGS = {
 # Trainium: Trn1 needs the XLA-based torch-neuronx stack (Neuron <= 2.31); it also runs on Trn2.
 NEURONX_TAG = "2.9.0-neuronx-py312-sdk2.29.0-ubuntu24.04"
 
-GPU_FAMILIES = ("p2", "p3", "p3dn", "p4d", "p4de", "p5", "p5e", "p5en", "p6", "p6e", "g4dn", "g5",
-                "g6", "g6e", "gr6")
+# Instance families by kind: GPU (g*, p*: NVIDIA), CPU (general purpose, compute, memory), Trainium.
+# A family of another kind (inf*: inference only) or one we do not know gets no default image: a
+# guess would start the wrong image on an expensive instance; --sagemaker-image always works.
+_GPU_PREFIXES = ("g", "p")
+_CPU_PREFIXES = ("m", "c", "r", "t", "x", "z")
+# Neuron images we have checked: Trn1 needs the XLA-based torch-neuronx (Neuron <= 2.31), which
+# also runs on Trn2. Trn3 needs Neuron 2.33+ (TorchNeuron, public beta), whose training image tag we
+# have not verified, so Trn3 asks for --sagemaker-image.
+_NEURONX_FAMILIES = ("trn1", "trn1n", "trn2")
 
 
 def instance_family(instance_type: str) -> str:
@@ -43,9 +51,20 @@ def instance_family(instance_type: str) -> str:
     return parts[1] if len(parts) >= 3 else ""
 
 
-def is_gpu(instance_type: str) -> bool:
+def device_kind(instance_type: str):
+    """"gpu", "cpu", "trainium", or None for a family we do not know."""
     family = instance_family(instance_type)
-    return family in GPU_FAMILIES or family.split("-")[0] in GPU_FAMILIES
+    if is_trainium(instance_type):
+        return "trainium"
+    if family[:1] in _GPU_PREFIXES and family[1:2].isdigit():
+        return "gpu"
+    if family[:1] in _CPU_PREFIXES and family[1:2].isdigit():
+        return "cpu"
+    return None
+
+
+def is_gpu(instance_type: str) -> bool:
+    return device_kind(instance_type) == "gpu"
 
 
 def dlc_registry(region: str) -> str:
@@ -54,11 +73,21 @@ def dlc_registry(region: str) -> str:
     return f"{account}.dkr.ecr.{region}.{domain}"
 
 
+class UnknownFamily(ValueError):
+    """No default image for this instance family: the user must name one."""
+
+
 def default_image(framework: str, version: str, instance_type: str, region: str) -> str:
-    """The image URI, or ValueError naming the versions we know."""
+    """The image URI, or ValueError naming the versions we know (UnknownFamily for the instance)."""
+    kind = device_kind(instance_type)
+    if kind is None:
+        raise UnknownFamily(f"no default image for the {instance_family(instance_type)!r} instance family")
     if framework != "pytorch":
         raise ValueError("only the pytorch framework has default images; pass --sagemaker-image")
-    if is_trainium(instance_type):
+    if kind == "trainium":
+        if instance_family(instance_type) not in _NEURONX_FAMILIES:
+            raise UnknownFamily(f"no verified Neuron training image for {instance_family(instance_type)!r} yet "
+                                "(it needs Neuron 2.33 or later)")
         return f"{dlc_registry(region)}/pytorch-training-neuronx:{NEURONX_TAG}"
     if version not in PYTORCH_TAGS:
         raise ValueError("no default image for pytorch " + version + "; known: "
@@ -82,6 +111,17 @@ def gpu_count(instance_type: str) -> int:
     if name in _MULTI_GPU:
         return _MULTI_GPU[name]
     return 1 if name[:1] in ("g", "p") and not name.startswith("p2") else 0
+
+
+def image_note(spec, given: bool) -> str:
+    """Which image the job runs and why, for the dry run."""
+    if given:
+        return f"image: {spec.image} (from --sagemaker-image)"
+    kind = device_kind(spec.instance_type)
+    why = {"trainium": "the Neuron (torch-neuronx, XLA) training image for Trainium",
+           "gpu": "the PyTorch GPU training image", "cpu": "the PyTorch CPU training image"}[kind]
+    return (f"image: {spec.image} ({why}, chosen for {spec.instance_type}; --sagemaker-image or "
+            "--sagemaker-framework-version picks another)")
 
 
 def distribution_note(spec):

@@ -112,6 +112,7 @@ class JobSpec:
     hyperparameters: tuple  # ((name, json text), ...) readable copies of the script's own args
     path_flags: dict = field(default_factory=dict)  # how the runtime re-adds the path flags
     launch_token: str = ""  # unique to this launch; tagged on the job so a retried create adopts it
+    image_given: bool = False  # --sagemaker-image, not a default from the table
     model_dir: str = None
     local_output_dir: str = None
     local_checkpoint_dir: str = None
@@ -275,6 +276,9 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
     else:
         try:
             image = images.default_image(v["framework"], v["framework_version"], instance, region)
+        except images.UnknownFamily as err:
+            raise UsageError("--sagemaker-instance", instance, str(err),
+                             "pass --sagemaker-image URI with an image for it") from None
         except ValueError as err:
             raise UsageError("--sagemaker-framework-version", v["framework_version"], str(err),
                              "pick a listed version or pass --sagemaker-image URI") from None
@@ -406,6 +410,7 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         script=script.replace(os.sep, "/"), requirements=requirements.replace(os.sep, "/") if requirements else None,
         inputs=tuple(inputs), dependencies=tuple(dependencies), container_argv=tuple(container_argv),
         hyperparameters=tuple(hyperparameters), path_flags=path_flags, launch_token=launch_token,
+        image_given=bool(v.get("image")),
         model_dir=os.path.abspath(os.path.join(cwd, str(namespace.model_dir))),
         local_output_dir=os.path.abspath(os.path.join(cwd, str(namespace.output_dir))),
         local_checkpoint_dir=os.path.abspath(os.path.join(cwd, str(namespace.checkpoint_dir))),
