@@ -445,3 +445,42 @@ def test_only_our_own_jobs_hide_the_code_channel():
     assert list(script_channels(ours)) == ["train"]
     theirs = {"code": {}, "train": {}}  # e.g. the SageMaker SDK's own code channel: the toolkit shows it
     assert list(script_channels(theirs)) == ["code", "train"]
+
+
+FAILING_RANK = """
+import os
+from aws_train_remote import training_main
+
+def main(args):
+    if os.environ.get("RANK") == "1":
+        raise ValueError("bad batch on rank 1")
+
+if __name__ == "__main__":
+    training_main(main)
+"""
+
+
+def test_failing_torchrun_rank_comes_first_and_our_frames_are_gone(job, tmp_path):
+    """Issue 8.5: the failing rank's exception leads the failure reason, not torchrun's
+    ChildFailedError; the traceback starts in the user's code (no training.py / local_run.py)."""
+    pytest.importorskip("torch", reason="torch==2.13.0 could not be installed (scripts/test.sh installs it)")
+    job.code({"train.py": FAILING_RANK})
+    job.configure(hps={"sagemaker_mpi_num_of_processes_per_host": "2"}, distribution="torchrun")
+    env = {"SAGEMAKER_BASE_DIR": job.root, "PET_MASTER_PORT": str(free_port()), "OMP_NUM_THREADS": "1"}
+    result = run_python(["-m", "aws_train_remote.runtime"], cwd=tmp_path, env=env, timeout=300)
+    assert result.returncode == 1
+    text = open(job.layout.failure_file).read()
+    assert text.startswith("ValueError: bad batch on rank 1\nExitCode 1\n"), text
+    tracebacks = [block for block in result.stderr.split("Traceback (most recent call last)")[1:]
+                  if "bad batch on rank 1" in block]
+    assert tracebacks and not any(name in block for block in tracebacks
+                                  for name in ("training.py", "local_run.py", "atr.pyz"))
+
+
+def test_plain_failure_traceback_has_only_the_users_frames(job, tmp_path):
+    job.code({"train.py": FAILING_RANK.replace('os.environ.get("RANK") == "1"', "True")})
+    job.configure()
+    result, _ = bootstrap(job, tmp_path)
+    assert result.returncode == 1
+    block = result.stderr.split("Traceback (most recent call last)")[1]
+    assert 'train.py", line 7, in main' in block and "aws_train_remote" not in block

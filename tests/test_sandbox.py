@@ -63,6 +63,11 @@ def test_failing_script_reports_the_exception(tmp_path, sandbox):
     assert "failure reason: AlgorithmError: ValueError: learning rate must be positive, got -1" in result.stdout
     assert "ended Failed: AlgorithmError: ValueError: learning rate must be positive" in result.stderr
     assert "[algo-1] ValueError: learning rate must be positive, got -1" in result.stdout
+    # issue 8.5: the traceback once (in the log), never twice, and without our frames
+    everything = result.stdout + result.stderr
+    assert everything.count("Traceback (most recent call last)") == 1
+    assert "AlgorithmError: AlgorithmError" not in everything
+    assert not any(name in everything for name in ("training.py", "local_run.py", "atr.pyz/"))
 
 
 def test_stop_reaches_the_script_which_saves_a_checkpoint(tmp_path, sandbox):

@@ -22,7 +22,9 @@ def logs_url(region: str, job: str) -> str:
             f"log-group/{group}$3FlogStreamNameFilter$3D{enc(job + '/')}")
 
 
-def summary_lines(desc: dict) -> list:
+def summary_lines(desc: dict, full_reason: bool = False) -> list:
+    """The end-of-job summary. The failure reason is one line unless `full_reason`: its traceback
+    tail was already in the log, and a user should see a traceback once."""
     status = desc.get("TrainingJobStatus", "?")
     parts = [f"{status}: {desc.get('TrainingJobName')}"]
     training = desc.get("TrainingTimeInSeconds")
@@ -38,8 +40,13 @@ def summary_lines(desc: dict) -> list:
     if artifacts and status == "Completed":
         lines.append(f"model: {artifacts}")
     if desc.get("FailureReason"):
-        lines.append(f"failure reason: {desc['FailureReason']}")
+        reason = desc["FailureReason"] if full_reason else first_line(desc["FailureReason"])
+        lines.append(f"failure reason: {reason}")
     return lines
+
+
+def first_line(text: str) -> str:
+    return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 
 
 def describe_or_none(sm, name: str):

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import sys
 
+from ..contract import IN_CONTAINER_ENV
 from ..spec.values import is_s3_uri
 
 
@@ -33,4 +34,14 @@ def run_locally(main, namespace, definition, environ):
         parent = os.path.dirname(folder.rstrip(os.sep))
         if parent not in sys.path:
             sys.path.insert(0, parent)
-    return main(namespace)
+    if environ.get(IN_CONTAINER_ENV) != "1":
+        return main(namespace)  # here the exception stays whole, for debuggers and post-mortems
+    try:
+        return main(namespace)
+    except Exception as err:  # noqa: BLE001 - in a job: the user's traceback, from their main down
+        import traceback
+
+        tb = err.__traceback__.tb_next if err.__traceback__ is not None else None  # not this frame
+        traceback.print_exception(type(err), err, tb, file=sys.stderr)
+        sys.stderr.flush()
+        raise SystemExit(1) from None

@@ -44,7 +44,7 @@ def format_job_rows(jobs) -> list:
 
 def status_lines(sm, job: str) -> list:
     desc = describe(sm, job)
-    lines = summary_lines(desc)
+    lines = summary_lines(desc, full_reason=True)
     lines.insert(1, f"secondary status: {desc.get('SecondaryStatus')}")
     resources = desc.get("ResourceConfig") or {}
     lines.insert(2, f"instances: {resources.get('InstanceCount')} x {resources.get('InstanceType')}")

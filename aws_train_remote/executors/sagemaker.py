@@ -323,8 +323,10 @@ def _launch_and_follow(spec, environ, session, out, sleep) -> int:
                       out=out, sleep=sleep)
     status = desc["TrainingJobStatus"]
     if status != "Completed":
+        from ..aws.jobs import first_line
+
         raise JobFailed(f"job {launched.job_name} ended {status}"
-                        + (f": {desc['FailureReason']}" if desc.get("FailureReason") else ""))
+                        + (f": {first_line(desc['FailureReason'])}" if desc.get("FailureReason") else ""))
     if spec.download:
         count = download_model(session.client("s3"), desc, spec.model_dir)
         print(f"model: {count} files unpacked into {spec.model_dir}", file=out)
