@@ -129,3 +129,51 @@ def test_trainium_compile_cache_is_reused_by_the_next_job(tmp_path, sandbox):
     second = run_python(args, cwd=tmp_path, timeout=240)
     assert second.returncode == 0, second.stderr
     assert "[algo-1] compile cache hit: skipping compilation" in second.stdout
+
+
+def test_a_job_built_by_another_tool_runs_under_our_runtime(tmp_path, sandbox):
+    """Issue 8.11: a request with no ContainerEntrypoint whose code is named by
+    sagemaker_submit_directory (as the SageMaker SDK builds it) runs in the sandbox: the code is
+    fetched from S3, its requirements.txt installed (into a job environment), the toolkit's argv used."""
+    import tarfile as tf
+
+    from test_job_env import make_wheel
+
+    src = tmp_path / "src"
+    src.mkdir()
+    make_wheel(src, "1.0")
+    (src / "requirements.txt").write_text("./atrtinylib-1.0-py3-none-any.whl\n")
+    (src / "entry.py").write_text(
+        "import argparse, json, os, atrtinylib\n"
+        "p = argparse.ArgumentParser(); p.add_argument('--epochs', type=int); a = p.parse_args()\n"
+        "print('foreign job epochs', a.epochs, 'tinylib', atrtinylib.__version__, flush=True)\n"
+        "json.dump({'epochs': a.epochs}, open(os.path.join(os.environ['SM_MODEL_DIR'], 'm.json'), 'w'))\n")
+    archive = tmp_path / "sourcedir.tar.gz"
+    with tf.open(archive, "w:gz") as tar:
+        for name in ("entry.py", "requirements.txt", "atrtinylib-1.0-py3-none-any.whl"):
+            tar.add(src / name, arcname=name)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    s3.create_bucket(Bucket="other-tool")
+    s3.upload_file(str(archive), "other-tool", "job/source/sourcedir.tar.gz")
+    sm = boto3.client("sagemaker", region_name="us-east-1")
+    sm.create_training_job(
+        TrainingJobName="built-elsewhere", RoleArn=ROLE,
+        AlgorithmSpecification={"TrainingImage": "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch-training:x",
+                                "TrainingInputMode": "File"},
+        HyperParameters={"epochs": "3", "sagemaker_program": '"entry.py"',
+                         "sagemaker_submit_directory": '"s3://other-tool/job/source/sourcedir.tar.gz"'},
+        OutputDataConfig={"S3OutputPath": "s3://other-tool/output"},
+        ResourceConfig={"InstanceType": "ml.m5.large", "InstanceCount": 1, "VolumeSizeInGB": 10},
+        StoppingCondition={"MaxRuntimeInSeconds": 600})
+    sandbox.wait_for_jobs()
+    desc = sm.describe_training_job(TrainingJobName="built-elsewhere")
+    assert desc["TrainingJobStatus"] == "Completed", desc.get("FailureReason")
+    logs = boto3.client("logs", region_name="us-east-1")
+    stream = logs.describe_log_streams(logGroupName="/aws/sagemaker/TrainingJobs",
+                                       logStreamNamePrefix="built-elsewhere/")["logStreams"][0]["logStreamName"]
+    text = "\n".join(e["message"] for e in logs.get_log_events(logGroupName="/aws/sagemaker/TrainingJobs",
+                                                               logStreamName=stream, startFromHead=True)["events"])
+    assert "foreign job epochs 3 tinylib 1.0" in text
+    body = s3.get_object(Bucket="other-tool", Key="output/built-elsewhere/output/model.tar.gz")["Body"].read()
+    with tf.open(fileobj=io.BytesIO(body)) as tar:
+        assert json.load(tar.extractfile("m.json")) == {"epochs": 3}

@@ -214,8 +214,8 @@ class LocalJob:
 
     def _command(self, layout) -> list:
         entry = self.request["AlgorithmSpecification"].get("ContainerEntrypoint")
-        if not entry:
-            raise RuntimeError("local execution needs AlgorithmSpecification.ContainerEntrypoint")
+        if not entry:  # a request built by another tool: the image's training toolkit would run; ours plays it
+            return [sys.executable, "-m", "aws_train_remote.runtime"]
         command = [contract.rebase(part, layout.root) for part in entry]
         command += [contract.rebase(part, layout.root) for part in self.request["AlgorithmSpecification"].get(
             "ContainerArguments", [])]
@@ -234,6 +234,8 @@ class LocalJob:
             env[contract.MASTER_ADDR_OVERRIDE_ENV] = "127.0.0.1"  # algo-N do not resolve on this machine
         env[contract.MASTER_PORT_OVERRIDE_ENV] = self.master_port
         env.setdefault(ENVS_ENV, os.path.join(cache_root(env), "envs"))  # requirements never go into this Python
+        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
         proc = subprocess.Popen(self._command(layout), cwd=layout.root, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         with self._lock:

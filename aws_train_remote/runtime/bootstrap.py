@@ -40,15 +40,57 @@ def read_json(path: str, default):
         raise SetupError(f"{path}: not valid JSON ({err})") from None
 
 
-def prepare_code(layout) -> None:
+def fetch_submit_directory(where: str, code_dir: str) -> None:
+    """A job built by another tool names its code in the `sagemaker_submit_directory`
+    hyperparameter, as the toolkit reads it: an s3:// tar.gz (fetched with the image's boto3,
+    S3_ENDPOINT_URL honoured), a local folder (copied), a local tar.gz (unpacked) or another file."""
+    import shutil
+    import tempfile
+
+    if where.startswith("s3://"):
+        try:
+            import boto3
+        except ImportError:
+            raise SetupError(f"sagemaker_submit_directory {where} needs boto3 in the image") from None
+        bucket, key = contract.split_s3(where)
+        with tempfile.TemporaryDirectory() as tmp:
+            local = os.path.join(tmp, "sourcedir.tar.gz")
+            try:
+                boto3.client("s3", endpoint_url=os.environ.get("S3_ENDPOINT_URL") or None).download_file(
+                    bucket, key, local)
+                count = safe_extract(local, code_dir)
+            except (UnsafeArchive, OSError) as err:
+                raise SetupError(f"code from {where} refused: {err}") from None
+            except Exception as err:  # noqa: BLE001 - botocore's errors: the job cannot start
+                raise SetupError(f"cannot fetch {where}: {err}") from None
+        log(f"code: {count} files from {where}")
+    elif os.path.isdir(where):
+        shutil.copytree(where, code_dir, dirs_exist_ok=True)
+        log(f"code: copied from {where}")
+    elif where.endswith((".tar.gz", ".tgz")) and os.path.isfile(where):
+        try:
+            log(f"code: {safe_extract(where, code_dir)} files from {where}")
+        except (UnsafeArchive, OSError) as err:
+            raise SetupError(f"code from {where} refused: {err}") from None
+    elif os.path.isfile(where):
+        shutil.copy2(where, code_dir)
+    else:
+        raise SetupError(f"sagemaker_submit_directory {where!r} does not exist")
+
+
+def prepare_code(layout, submit_directory=None) -> None:
     """Unpack the code channel's bundle into code/, unless code/ already holds files (as the
-    toolkit does: code baked into the image wins)."""
+    toolkit does: code baked into the image wins); without our bundle, fetch the code the job's
+    `sagemaker_submit_directory` names."""
     os.makedirs(layout.code_dir, exist_ok=True)
     if os.listdir(layout.code_dir):
         log(f"{layout.code_dir} is not empty; using the code already there")
         return
     bundles = sorted(glob.glob(os.path.join(layout.channel_dir(contract.CODE_CHANNEL), "**", "*.tar.gz"),
                                recursive=True))
+    if not bundles and submit_directory:
+        fetch_submit_directory(submit_directory, layout.code_dir)
+        return
     if not bundles:
         raise SetupError(f"no code bundle in {layout.channel_dir(contract.CODE_CHANNEL)}")
     try:
@@ -107,10 +149,13 @@ def main(environ=None) -> int:
         input_config = read_json(layout.config_file("inputdataconfig.json"), {})
         for folder in (layout.model_dir, layout.output_data_dir):
             os.makedirs(folder, exist_ok=True)
-        prepare_code(layout)
+        prepare_code(layout, _decode(raw_hps, "sagemaker_submit_directory"))
         entry = check_entry_point(str(environ.get("SAGEMAKER_PROGRAM") or _decode(raw_hps, contract.HP_PROGRAM, "")),
                                   layout.code_dir)
-        python = install_requirements(layout.code_dir, _decode(raw_hps, contract.HP_REQUIREMENTS), python, environ)
+        requirements = _decode(raw_hps, contract.HP_REQUIREMENTS)
+        if requirements is None and os.path.isfile(os.path.join(layout.code_dir, "requirements.txt")):
+            requirements = "requirements.txt"  # the toolkit installs the code's requirements.txt
+        python = install_requirements(layout.code_dir, requirements, python, environ)
     except SetupError as err:
         log(str(err))
         failure.write_failure_once(layout, f"ClientError: {err}\n")
