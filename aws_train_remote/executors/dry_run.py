@@ -30,8 +30,7 @@ def dry_run_document(spec, environ) -> dict:
     from ..spec.images import distribution_note, image_note
 
     notes.append(image_note(spec, spec.image_given))
-    if distribution_note(spec):
-        notes.append(distribution_note(spec))
+    notes += [note for note in (distribution_note(spec),) if note]
     if plan.skipped:
         notes.append(f"{len(plan.skipped)} files or folders of the source are kept out of the code bundle "
                      "(see kept_out); a `!name` line in .sagemakerignore ships one on purpose")

@@ -45,11 +45,17 @@ class MirrorStorage:
                 return 0
             shutil.copy2(source, os.path.join(dest, name))
             return 1
+        return self.fetch_folder(source, dest, shard)
+
+    @staticmethod
+    def fetch_folder(source: str, dest: str, shard=None) -> int:
+        """Copy a folder's files (this host's shard of them) into dest; the same listing as the
+        upload plan makes: links followed, loops cut."""
         if not os.path.isdir(source):
             return 0
-        from ..plan.uploads import input_files  # the same listing the upload plan makes: links followed, loops cut
+        from ..plan.uploads import input_files
 
-        chosen = shard_of(input_files(source, "--" + os.path.basename(dest)), shard)
+        chosen = shard_of(input_files(source, "--" + os.path.basename(dest.rstrip(os.sep))), shard)
         for rel, full in chosen:
             target = os.path.join(dest, rel)
             os.makedirs(os.path.dirname(target), exist_ok=True)
@@ -63,14 +69,7 @@ class MirrorStorage:
             os.makedirs(target, exist_ok=True)
             shutil.copy2(folder, os.path.join(target, os.path.basename(folder)))
             return 1
-        count = 0
-        for dirpath, _, files in os.walk(folder):
-            for name in files:
-                rel = os.path.relpath(os.path.join(dirpath, name), folder)
-                os.makedirs(os.path.dirname(os.path.join(target, rel)), exist_ok=True)
-                shutil.copy2(os.path.join(dirpath, name), os.path.join(target, rel))
-                count += 1
-        return count
+        return self.fetch_folder(folder, target)
 
     def move(self, uri: str, dest_uri: str) -> int:
         """--sagemaker-fresh-start: the prefix's files move to `dest_uri` (nothing is deleted)."""
@@ -149,8 +148,9 @@ def run_local(spec, environ, out=None) -> int:
         printer.info(f"checkpoint location seeded with {count} files from {spec.checkpoint_initial}")
     from ..spec.images import distribution_note
 
-    if distribution_note(spec):
-        printer.info(f"note: {distribution_note(spec)}")
+    note = distribution_note(spec)
+    if note:
+        printer.info(f"note: {note}")
     job = LocalJob(request, storage, on_line=lambda host, text: (printer.line(host, text), printer.flush()),
                    on_status=lambda status, message: (printer.info(f"status: {status} - {message}"),
                                                       printer.flush()), env=environ)

@@ -109,8 +109,9 @@ def prepare(spec, session, environ, out) -> Prepared:
         print(f"warning: {warning}", file=sys.stderr)
     from ..spec.images import distribution_note
 
-    if distribution_note(spec):
-        print(f"note: {distribution_note(spec)}", file=out)
+    note = distribution_note(spec)
+    if note:
+        print(f"note: {note}", file=out)
     if not bucket_exists:
         s3mod.create_bucket(s3, bucket, spec.region)
     index = s3mod.ObjectIndex(os.path.join(cache, "objects", f"{bucket}.json"))
