@@ -330,5 +330,5 @@ def _launch_and_follow(spec, environ, session, out, sleep) -> int:
                         + (f": {first_line(desc['FailureReason'])}" if desc.get("FailureReason") else ""))
     if spec.download:
         count = download_model(session.client("s3"), desc, spec.model_dir)
-        print(f"model: {count} files unpacked into {spec.model_dir}", file=out)
+        print(f"model: {count} file{'' if count == 1 else 's'} unpacked into {spec.model_dir}", file=out)
     return 0

@@ -97,7 +97,7 @@ def prepare_code(layout, submit_directory=None) -> None:
         count = safe_extract(bundles[0], layout.code_dir)
     except (UnsafeArchive, OSError) as err:
         raise SetupError(f"code bundle refused: {err}") from None
-    log(f"code: {count} files from {os.path.basename(bundles[0])}")
+    log(f"code: {count} file{'' if count == 1 else 's'} from {os.path.basename(bundles[0])}")
 
 
 def check_entry_point(name: str, code_dir: str) -> str:
