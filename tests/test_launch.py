@@ -116,7 +116,7 @@ def test_one_changed_file_of_2000_uploads_only_that_file(project, aws):
     assert len(puts) == 2 and len(manifest_puts) == 1
     assert sent_bytes(calls) - manifest_puts[0]["bytes"] == len("changed contents\n")
     assert sum(1 for c in calls if c["op"] == "s3.CopyObject") == 1999
-    assert "1 files sent" in result.stdout and "1999 copied" in result.stdout
+    assert "1 file sent" in result.stdout and "1999 copied" in result.stdout
 
 
 def test_kms_key_is_used_for_uploads(project, aws):

@@ -184,7 +184,7 @@ def test_checkpoint_initial_restore_line_and_fresh_start_in_local_mode(tmp_path)
     (seed / "epoch-0002.json").write_text(json.dumps({"epoch": 2, "weights": [0.0, 0.0, 0.0], "bias": 0.0}))
     first = local("--epochs", "3", "--sagemaker-base-job-name", "ck", "--checkpoint-initial", str(seed), cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    assert f"checkpoint location seeded with 1 files from {seed}" in first.stdout
+    assert f"checkpoint location seeded with 1 file from {seed}" in first.stdout
     assert "[algo-1] [aws-train-remote] restored 1 checkpoint file into" in first.stdout
     assert "[algo-1] resumed from checkpoint epoch 2" in first.stdout
     again = local("--epochs", "4", "--sagemaker-base-job-name", "ck", cwd=tmp_path)

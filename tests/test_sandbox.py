@@ -67,6 +67,7 @@ def test_failing_script_reports_the_exception(tmp_path, sandbox):
     everything = result.stdout + result.stderr
     assert everything.count("Traceback (most recent call last)") == 1
     assert "AlgorithmError: AlgorithmError" not in everything
+    assert "Uploading generated training model" not in everything  # issue 9.3: a failed job uploads no model
     assert not any(name in everything for name in ("training.py", "local_run.py", "atr.pyz/"))
 
 
@@ -93,6 +94,10 @@ def test_stop_reaches_the_script_which_saves_a_checkpoint(tmp_path, sandbox):
     attach = run_python(["-m", "aws_train_remote.cli.main", "attach", job], cwd=tmp_path, timeout=120)
     assert attach.returncode == 1
     assert "stopping after epoch" in attach.stdout and f"Stopped: {job}" in attach.stdout
+    # issue 9.3: the truth about a stop, and no model upload announced for it
+    assert "training stopped: SIGTERM from the platform (a stop request or a spot interruption)" in attach.stdout
+    assert "training failed with exit status" not in attach.stdout
+    assert "Uploading generated training model" not in attach.stdout
     s3 = boto3.client("s3", region_name="us-east-1")
     saved = s3.list_objects_v2(Bucket=BUCKET, Prefix="aws-train-remote/checkpoints/stoppable/").get("Contents", [])
     assert saved, "the checkpoint written on SIGTERM reached the checkpoint location"

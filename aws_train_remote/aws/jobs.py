@@ -45,6 +45,11 @@ def summary_lines(desc: dict, full_reason: bool = False) -> list:
     return lines
 
 
+def plural(count: int, noun: str) -> str:
+    """'1 file', '2 files'."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def first_line(text: str) -> str:
     return (text or "").strip().splitlines()[0] if (text or "").strip() else ""
 

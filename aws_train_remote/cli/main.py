@@ -116,7 +116,9 @@ def run_aws(args) -> int:
     elif args.command == "download":
         desc = manage.describe(sm, args.job)
         count = download_model(session.client("s3"), desc, args.dest)
-        print(f"{count} files unpacked into {args.dest}")
+        from ..aws.jobs import plural
+
+        print(f"{plural(count, 'file')} unpacked into {args.dest}")
     return 0
 
 

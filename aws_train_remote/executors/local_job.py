@@ -333,14 +333,15 @@ class LocalJob:
             self.on_status("Interrupted", f"Simulated spot interruption {len(happened)} ({happened[-1]} s after the "
                                           "script started): instances reclaimed, checkpoints kept; restarting")
         seconds = max(1, int(round(self.clock() - start)))
-        self.on_status("Uploading", "Uploading generated training model")
+        failed = [h for h in hosts if results.get(h) != 0]
+        if not failed and self.stop_reason is None:  # a failed or stopped job uploads no model, so says nothing of one
+            self.on_status("Uploading", "Uploading generated training model")
         output = self.request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{self.name}/output/"
         with tempfile.TemporaryDirectory() as tmp:
             model = os.path.join(tmp, "model.tar.gz")
             self._pack([self.layout(h).model_dir for h in hosts], model)
             data = os.path.join(tmp, "output.tar.gz")
             has_data = self._pack([self.layout(h).output_data_dir for h in hosts], data)
-            failed = [h for h in hosts if results.get(h) != 0]
             if not failed and self.stop_reason is None:
                 self.storage.put(model, output + "model.tar.gz")
             if has_data:

@@ -12,6 +12,7 @@ import os
 import shutil
 import sys
 
+from ..aws.jobs import plural
 from ..errors import JobFailed
 from ..paths import cache_root
 from .local_job import scan_changes, shard_of
@@ -145,7 +146,7 @@ def run_local(spec, environ, out=None) -> int:
             initial = fetch(AwsSession(profile=spec.profile, region=spec.region).client("s3"), initial,
                             os.path.join(cache, "s3"), flag="--checkpoint-initial")
         count = storage.seed(checkpoint, initial)
-        printer.info(f"checkpoint location seeded with {count} files from {spec.checkpoint_initial}")
+        printer.info(f"checkpoint location seeded with {plural(count, 'file')} from {spec.checkpoint_initial}")
     from ..spec.images import distribution_note
 
     note = distribution_note(spec)
@@ -173,5 +174,5 @@ def run_local(spec, environ, out=None) -> int:
     model = storage._path(request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
                           + f"/{spec.job_name}/output/model.tar.gz")
     count = extract_into(model, spec.model_dir)
-    printer.info(f"model: {model} ({count} file{'' if count == 1 else 's'} unpacked into {spec.model_dir})")
+    printer.info(f"model: {model} ({plural(count, 'file')} unpacked into {spec.model_dir})")
     return 0

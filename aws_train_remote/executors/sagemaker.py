@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass
 
+from ..aws.jobs import plural
 from ..aws.session import error_code
 from ..contract import split_s3
 from ..errors import AwsError, JobFailed, UsageError
@@ -120,7 +121,7 @@ def prepare(spec, session, environ, out) -> Prepared:
         report = uploader.upload_plan(plan)
     finally:
         index.save()
-    print(f"uploads: {report.files_uploaded} files sent ({report.bytes_uploaded / 1e6:.1f} MB), "
+    print(f"uploads: {plural(report.files_uploaded, 'file')} sent ({report.bytes_uploaded / 1e6:.1f} MB), "
           f"{report.files_copied} copied in S3, {report.files_present} already there", file=out)
 
     from ..gitinfo import read_git_info
@@ -140,7 +141,7 @@ def prepare(spec, session, environ, out) -> Prepared:
     if spec.checkpoint_initial and checkpoint:
         dest_bucket, dest = split_s3(checkpoint)
         count = s3mod.seed_prefix(s3, dest_bucket, dest, spec.checkpoint_initial, spec.kms_key)
-        print(f"checkpoint location seeded with {count} files from {spec.checkpoint_initial}", file=out)
+        print(f"checkpoint location seeded with {plural(count, 'file')} from {spec.checkpoint_initial}", file=out)
     cache_uri = neuron_cache_uri(spec, bucket)
     if cache_uri:
         cache_bucket, cache_key = split_s3(cache_uri)
@@ -330,5 +331,5 @@ def _launch_and_follow(spec, environ, session, out, sleep) -> int:
                         + (f": {first_line(desc['FailureReason'])}" if desc.get("FailureReason") else ""))
     if spec.download:
         count = download_model(session.client("s3"), desc, spec.model_dir)
-        print(f"model: {count} file{'' if count == 1 else 's'} unpacked into {spec.model_dir}", file=out)
+        print(f"model: {plural(count, 'file')} unpacked into {spec.model_dir}", file=out)
     return 0

@@ -236,6 +236,13 @@ def main(environ=None) -> int:
             pass
         log("training succeeded")
         return 0
+    if child.signalled is not None:  # StopTrainingJob or a spot reclaim: not the script's failure
+        import signal as signals
+
+        name = signals.Signals(child.signalled).name
+        log(f"training stopped: {name} from the platform (a stop request or a spot interruption); "
+            f"the script exited with status {code}")
+        return 1
     failure.write_failure_once(layout, failure.failure_text(code, plan.command, list(child.stderr_tail)))
     log(f"training failed with exit status {code}")
     return 1
