@@ -1,6 +1,7 @@
 """Where aws-train-remote keeps its local state: bundles, the hash cache, downloaded S3 inputs."""
 from __future__ import annotations
 
+import json
 import os
 
 
@@ -11,6 +12,29 @@ def cache_root(environ=None) -> str:
         return os.path.abspath(explicit)
     base = environ.get("XDG_CACHE_HOME") or os.path.join(environ.get("HOME") or os.path.expanduser("~"), ".cache")
     return os.path.join(base, "aws-train-remote")
+
+
+def read_json_dict(path: str) -> dict:
+    """A local state file (hash cache, object index): {} when missing, unreadable or not a mapping,
+    because a cache that cannot be read only costs work, never correctness."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def write_json_atomic(path: str, data) -> None:
+    """Write through a temporary file and rename: a reader, or a launch killed half-way, never sees
+    half a file. The temporary name is unique per process and thread."""
+    import threading
+
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    tmp = f"{path}.{os.getpid()}.{threading.get_ident()}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(data, fh)
+    os.replace(tmp, path)
 
 
 def read_aws_config(environ=None):

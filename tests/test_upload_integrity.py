@@ -50,18 +50,10 @@ def input_objects():
 
 def channel_matches_local(aws, data_dir):
     """The last job's train channel holds exactly the local files, byte for byte."""
-    import hashlib
+    from reliability import channel, snapshot
 
     body = [c["body"] for c in aws.calls() if c["op"] == "SageMaker.CreateTrainingJob"][-1]
-    uri = next(c for c in body["InputDataConfig"] if c["ChannelName"] == "train")["DataSource"]["S3DataSource"]["S3Uri"]
-    prefix = uri.split(BUCKET + "/", 1)[1]
-    remote = {}
-    for page in s3().get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix):
-        for o in page.get("Contents", []):
-            data = s3().get_object(Bucket=BUCKET, Key=o["Key"])["Body"].read()
-            remote[o["Key"][len(prefix):]] = hashlib.sha256(data).hexdigest()
-    local = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in data_dir.iterdir()}
-    return remote == local
+    return channel(body, "train") == snapshot(data_dir)
 
 
 def test_in_place_edit_keeping_size_and_mtime_is_sent(tmp_path, aws):

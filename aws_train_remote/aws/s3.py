@@ -13,7 +13,6 @@ manager serves all files.
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import os
 import sys
 import threading
@@ -21,6 +20,7 @@ import time
 from dataclasses import dataclass
 
 from ..errors import AwsError, TrainRemoteError, UsageError
+from ..paths import read_json_dict, write_json_atomic
 from .session import error_code
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
@@ -73,13 +73,7 @@ class ObjectIndex:
         self.path = path
         self._lock = threading.Lock()
         self._dirty = False
-        try:
-            with open(path, encoding="utf-8") as fh:
-                self.entries = json.load(fh)
-        except (OSError, ValueError):
-            self.entries = {}
-        if not isinstance(self.entries, dict):
-            self.entries = {}
+        self.entries = read_json_dict(path)
 
     def get(self, sha: str):
         return self.entries.get(sha)
@@ -99,14 +93,9 @@ class ObjectIndex:
     def save(self) -> None:
         """Atomically: a reader (or a launch killed half-way) never sees half a file."""
         with self._lock:
-            if not self._dirty:
-                return
-            os.makedirs(os.path.dirname(self.path), exist_ok=True)
-            tmp = f"{self.path}.{os.getpid()}.{threading.get_ident()}.tmp"
-            with open(tmp, "w", encoding="utf-8") as fh:
-                json.dump(self.entries, fh)
-            os.replace(tmp, self.path)
-            self._dirty = False
+            if self._dirty:
+                write_json_atomic(self.path, self.entries)
+                self._dirty = False
 
 
 def list_prefix(s3, bucket: str, prefix: str, owner: str = None) -> dict:

@@ -10,9 +10,10 @@ would keep even ctime, so a file touched within RACY_NS of being hashed is never
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
+
+from ..paths import read_json_dict, write_json_atomic
 
 CHUNK = 1024 * 1024
 RACY_NS = 2_000_000_000  # FAT/SMB/some NFS keep 1-2 s timestamps
@@ -56,13 +57,7 @@ class HashCache:
 
     def _load(self):
         if self._entries is None:
-            try:
-                with open(self.path, encoding="utf-8") as fh:
-                    self._entries = json.load(fh)
-            except (OSError, ValueError):
-                self._entries = {}
-            if not isinstance(self._entries, dict):
-                self._entries = {}
+            self._entries = read_json_dict(self.path)
         return self._entries
 
     def __call__(self, path: str) -> tuple:
@@ -82,11 +77,6 @@ class HashCache:
     def save(self) -> None:
         """Write atomically (a reader never sees half a file); a concurrent launch's entries may be
         lost, which only costs a re-hash."""
-        if not self._dirty:
-            return
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        tmp = f"{self.path}.{os.getpid()}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(self._entries, fh)
-        os.replace(tmp, self.path)
-        self._dirty = False
+        if self._dirty:
+            write_json_atomic(self.path, self._entries)
+            self._dirty = False
