@@ -177,6 +177,6 @@ def test_dry_run_says_which_image_and_why(project):
         return [n for n in json.loads(result.stdout)["notes"] if n.startswith("image: ")]
 
     [gpu] = notes("--sagemaker-instance", "ml.g5.xlarge")
-    assert "pytorch-training:2.6.0-gpu" in gpu and "the PyTorch GPU training image, chosen for ml.g5.xlarge" in gpu
+    assert "/pytorch:2.13.0-cu133" in gpu and "the PyTorch GPU training image, chosen for ml.g5.xlarge" in gpu
     [given] = notes("--sagemaker-image", "123456789012.dkr.ecr.us-east-1.amazonaws.com/mine:1")
     assert given.endswith("(from --sagemaker-image)")

@@ -100,6 +100,22 @@ def test_default_images_by_instance_type():
         default_image("pytorch", "1.0", "ml.m5.large", "us-east-1")
 
 
+def test_current_pytorch_images_and_registries():
+    """Issue 8.12: the table stopped at 2.6.0; 2.11+ live in the "pytorch" repository on Amazon Linux."""
+    from aws_train_remote.spec.images import NEURONX_TAG, default_image
+    from aws_train_remote.spec.options import BY_KEY
+
+    assert default_image("pytorch", BY_KEY["framework_version"].default, "ml.g6e.xlarge", "us-east-1") == (
+        "763104351884.dkr.ecr.us-east-1.amazonaws.com/pytorch:2.13.0-cu133-amzn2023-sagemaker")
+    assert default_image("pytorch", "2.13", "ml.c7i.large", "us-east-1").endswith("/pytorch:2.13.0-cpu-amzn2023-sagemaker")
+    assert default_image("pytorch", "2.12", "ml.p5.48xlarge", "us-east-1").endswith(":2.12.1-cu130-amzn2023-sagemaker")
+    assert default_image("pytorch", "2.10", "ml.g5.xlarge", "us-east-1").endswith(
+        "/pytorch-training:2.10.0-gpu-py313-cu130-ubuntu22.04-sagemaker")
+    assert default_image("pytorch", "2.8.0", "ml.m5.large", "ca-west-1").startswith(
+        "204538143572.dkr.ecr.ca-west-1.amazonaws.com/pytorch-training:2.8.0-cpu")
+    assert "sdk2.30.0" in NEURONX_TAG
+
+
 def test_instance_families_by_kind_and_unknown_ones_refused():
     """Issue 8.12: an unknown family used to get the CPU image silently; ml.trn3 got the CPU image."""
     from aws_train_remote.spec.images import UnknownFamily, default_image, device_kind
@@ -107,10 +123,9 @@ def test_instance_families_by_kind_and_unknown_ones_refused():
     assert [device_kind(t) for t in ("ml.g6e.xlarge", "ml.p5en.48xlarge", "ml.p6-b200.48xlarge", "ml.c7i.large",
                                      "ml.r7i.xlarge", "ml.trn1n.32xlarge", "ml.trn3.48xlarge")] == \
         ["gpu", "gpu", "gpu", "cpu", "cpu", "trainium", "trainium"]
-    for unknown in ("ml.inf2.xlarge", "ml.q9.large"):
+    for unknown in ("ml.inf2.xlarge", "ml.q9.large", "ml.trn9.48xlarge"):
         with pytest.raises(UnknownFamily):
             default_image("pytorch", "2.6.0", unknown, "us-east-1")
-    with pytest.raises(UnknownFamily, match="Neuron 2.33"):
-        default_image("pytorch", "2.6.0", "ml.trn3.48xlarge", "us-east-1")
+    assert "/pytorch-training-neuronx:" in default_image("pytorch", "2.13.0", "ml.trn3.48xlarge", "us-east-1")
     assert default_image("pytorch", "2.6.0", "ml.m5.large", "ap-northeast-3").startswith(
         "364406365360.dkr.ecr.ap-northeast-3.amazonaws.com/")

@@ -1,49 +1,83 @@
 """Default training images, kept in code: the PyTorch DLCs by version and device, and for
-Trainium a current Neuron (neuronx) PyTorch image, which the SageMaker SDK's table lacks
-(it only knows pytorch-training-neuron 1.11). Tags follow the AWS Deep Learning Containers
-list; images move every release, so --sagemaker-image always wins. See reference/neuron.md."""
+Trainium the Neuron (neuronx) PyTorch training image, which the SageMaker SDK's table lacks (it only
+knows pytorch-training-neuron 1.11). Tags and registry accounts are those of the AWS Deep Learning
+Containers list (aws/deep-learning-containers docs/src/data and docs/reference/region_availability.md,
+and aws-neuron/deep-learning-containers' README, as of August 2026); images move every release, so
+--sagemaker-image always wins. See reference/neuron.md."""
 from __future__ import annotations
 
 from ..contract import is_trainium
 
-# AWS's DLC registry account differs in a few opt-in regions.
+# AWS's DLC registry account differs in the opt-in regions (region_availability.md).
 _DLC_ACCOUNTS = {
     "af-south-1": "626614931356",
-    "ap-northeast-3": "364406365360",
     "ap-east-1": "871362719292",
+    "ap-east-2": "975050140332",
+    "ap-northeast-3": "364406365360",
     "ap-south-2": "772153158452",
     "ap-southeast-3": "907027046896",
     "ap-southeast-4": "457447274322",
+    "ap-southeast-5": "550225433462",
+    "ap-southeast-6": "633930458069",
+    "ap-southeast-7": "590183813437",
+    "ca-west-1": "204538143572",
     "eu-central-2": "380420809688",
     "eu-south-1": "692866216735",
     "eu-south-2": "503227376785",
     "il-central-1": "780543022126",
     "me-central-1": "914824155844",
     "me-south-1": "217643126080",
+    "mx-central-1": "637423239942",
     "cn-north-1": "727897471807",
     "cn-northwest-1": "727897471807",
+    "us-gov-east-1": "446045086412",
+    "us-gov-west-1": "442386744353",
 }
 DEFAULT_DLC_ACCOUNT = "763104351884"
 
-# framework version -> (cpu tag, gpu tag)
+# framework version -> (repository, cpu tag, gpu tag). From 2.11 the SageMaker PyTorch images are
+# built on Amazon Linux 2023 and published in the "pytorch" repository; earlier ones in
+# "pytorch-training" on Ubuntu.
 PYTORCH_TAGS = {
-    "2.3.0": ("2.3.0-cpu-py311-ubuntu20.04-sagemaker", "2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker"),
-    "2.4.0": ("2.4.0-cpu-py311-ubuntu22.04-sagemaker", "2.4.0-gpu-py311-cu124-ubuntu22.04-sagemaker"),
-    "2.5.1": ("2.5.1-cpu-py311-ubuntu22.04-sagemaker", "2.5.1-gpu-py311-cu124-ubuntu22.04-sagemaker"),
-    "2.6.0": ("2.6.0-cpu-py312-ubuntu22.04-sagemaker", "2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker"),
+    "2.3.0": ("pytorch-training", "2.3.0-cpu-py311-ubuntu20.04-sagemaker",
+              "2.3.0-gpu-py311-cu121-ubuntu20.04-sagemaker"),
+    "2.4.0": ("pytorch-training", "2.4.0-cpu-py311-ubuntu22.04-sagemaker",
+              "2.4.0-gpu-py311-cu124-ubuntu22.04-sagemaker"),
+    "2.5.1": ("pytorch-training", "2.5.1-cpu-py311-ubuntu22.04-sagemaker",
+              "2.5.1-gpu-py311-cu124-ubuntu22.04-sagemaker"),
+    "2.6.0": ("pytorch-training", "2.6.0-cpu-py312-ubuntu22.04-sagemaker",
+              "2.6.0-gpu-py312-cu126-ubuntu22.04-sagemaker"),
+    "2.7.1": ("pytorch-training", "2.7.1-cpu-py312-ubuntu22.04-sagemaker",
+              "2.7.1-gpu-py312-cu128-ubuntu22.04-sagemaker"),
+    "2.8.0": ("pytorch-training", "2.8.0-cpu-py312-ubuntu22.04-sagemaker",
+              "2.8.0-gpu-py312-cu129-ubuntu22.04-sagemaker"),
+    "2.9.0": ("pytorch-training", "2.9.0-cpu-py312-ubuntu22.04-sagemaker",
+              "2.9.0-gpu-py312-cu130-ubuntu22.04-sagemaker"),
+    "2.10.0": ("pytorch-training", "2.10.0-cpu-py313-ubuntu22.04-sagemaker",
+               "2.10.0-gpu-py313-cu130-ubuntu22.04-sagemaker"),
+    "2.11.0": ("pytorch", "2.11.0-cpu-amzn2023-sagemaker", "2.11.0-cu130-amzn2023-sagemaker"),
+    "2.12.1": ("pytorch", "2.12.1-cpu-amzn2023-sagemaker", "2.12.1-cu130-amzn2023-sagemaker"),
+    "2.13.0": ("pytorch", "2.13.0-cpu-amzn2023-sagemaker", "2.13.0-cu133-amzn2023-sagemaker"),
 }
-# Trainium: Trn1 needs the XLA-based torch-neuronx stack (Neuron <= 2.31); it also runs on Trn2.
-NEURONX_TAG = "2.9.0-neuronx-py312-sdk2.29.0-ubuntu24.04"
+LATEST_PYTORCH = "2.13.0"
+# Trainium: the last published PyTorch training image (Neuron 2.30.0, XLA-based torch-neuronx), which
+# runs on Trn1, Trn2 and Trn3. From Neuron 2.32 the DLCs no longer ship torch-neuronx for training.
+NEURONX_TAG = "2.9.0-neuronx-py312-sdk2.30.0-ubuntu24.04"
 
 # Instance families by kind: GPU (g*, p*: NVIDIA), CPU (general purpose, compute, memory), Trainium.
 # A family of another kind (inf*: inference only) or one we do not know gets no default image: a
 # guess would start the wrong image on an expensive instance; --sagemaker-image always works.
 _GPU_PREFIXES = ("g", "p")
 _CPU_PREFIXES = ("m", "c", "r", "t", "x", "z")
-# Neuron images we have checked: Trn1 needs the XLA-based torch-neuronx (Neuron <= 2.31), which
-# also runs on Trn2. Trn3 needs Neuron 2.33+ (TorchNeuron, public beta), whose training image tag we
-# have not verified, so Trn3 asks for --sagemaker-image.
-_NEURONX_FAMILIES = ("trn1", "trn1n", "trn2")
+_NEURONX_FAMILIES = ("trn1", "trn1n", "trn2", "trn3")
+
+
+def pytorch_version(version: str) -> str:
+    """A full version from the table for "2.8" or "2.8.0"; the input unchanged if none matches."""
+    if version in PYTORCH_TAGS:
+        return version
+    matches = [v for v in PYTORCH_TAGS if v.rsplit(".", 1)[0] == version]
+    return matches[-1] if matches else version
 
 
 def instance_family(instance_type: str) -> str:
@@ -86,14 +120,13 @@ def default_image(framework: str, version: str, instance_type: str, region: str)
         raise ValueError("only the pytorch framework has default images; pass --sagemaker-image")
     if kind == "trainium":
         if instance_family(instance_type) not in _NEURONX_FAMILIES:
-            raise UnknownFamily(f"no verified Neuron training image for {instance_family(instance_type)!r} yet "
-                                "(it needs Neuron 2.33 or later)")
+            raise UnknownFamily(f"no verified Neuron training image for {instance_family(instance_type)!r} yet")
         return f"{dlc_registry(region)}/pytorch-training-neuronx:{NEURONX_TAG}"
-    if version not in PYTORCH_TAGS:
-        raise ValueError("no default image for pytorch " + version + "; known: "
-                         + ", ".join(sorted(PYTORCH_TAGS)))
-    cpu, gpu = PYTORCH_TAGS[version]
-    return f"{dlc_registry(region)}/pytorch-training:{gpu if is_gpu(instance_type) else cpu}"
+    full = pytorch_version(version)
+    if full not in PYTORCH_TAGS:
+        raise ValueError("no default image for pytorch " + version + "; known: " + ", ".join(PYTORCH_TAGS))
+    repository, cpu, gpu = PYTORCH_TAGS[full]
+    return f"{dlc_registry(region)}/{repository}:{gpu if is_gpu(instance_type) else cpu}"
 
 
 # GPUs per instance for the sizes with more than one (AWS instance type pages); others have 0 or 1.
