@@ -365,6 +365,12 @@ class LoopbackAws:
         with self.injector.lock:
             return list(self.injector.log)
 
+    def create_role(self, name: str) -> str:
+        """A ready execution role, as `aws-train-remote role create` makes on AWS; its ARN."""
+        from .aws.roles import create_execution_role
+
+        return create_execution_role(self.client("iam"), name, "sagemaker-us-east-1-123456789012")[0]
+
     def env(self) -> dict:
         return {
             "AWS_ENDPOINT_URL": self.url,

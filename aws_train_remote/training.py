@@ -28,9 +28,20 @@ def training_main(main, inputs=None, dependencies=None, *, additional_arguments=
     additional_arguments: list of argparse kwargs, the flag in 'dest' (aws-sagemaker-remote style).
     argparse_callback: called with the parser to add the script's own flags.
     **defaults: default for any option by its config key (instance="ml.g5.xlarge", spot=True).
+    aws-sagemaker-remote's keywords are accepted too: enable_sagemaker=False leaves out every
+    --sagemaker-* flag (a local-only script); workers= is accepted and unused, as it was there.
     """
+    enable_sagemaker = defaults.pop("enable_sagemaker", True)
+    defaults.pop("workers", None)
+    notebook = _in_notebook(main)
+    prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] and not notebook else "aws-train-remote"
+    try:
+        _check_main(main)
+    except TrainRemoteError as err:
+        print(f"{prog}: error: {err}", file=sys.stderr)
+        raise SystemExit(err.exit_code) from None
     definition = ScriptDefinition(
-        script=_script_path(main),
+        script=os.path.join(os.getcwd(), "notebook.py") if notebook else _script_path(main),
         inputs=tuple((inputs or {}).items()),
         dependencies=tuple((dependencies or {}).items()),
         additional_arguments=tuple(additional_arguments or ()),
@@ -38,13 +49,14 @@ def training_main(main, inputs=None, dependencies=None, *, additional_arguments=
         description=description if description is not None else (main.__doc__ or None),
         input_modes=tuple((input_modes or {}).items()),
         input_distributions=tuple((input_distributions or {}).items()),
+        enable_sagemaker=bool(enable_sagemaker),
     )
-    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv is None:  # a notebook kernel's argv (-f kernel.json) is not the script's
+        argv = [] if notebook else sys.argv[1:]
     environ = os.environ if environ is None else environ
     try:
-        return run(definition, main, argv, environ, defaults)
+        return run(definition, main, list(argv), environ, defaults, notebook)
     except TrainRemoteError as err:
-        prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "aws-train-remote"
         print(f"{prog}: error: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
     except KeyboardInterrupt:
@@ -69,6 +81,30 @@ def training_job(inputs=None, dependencies=None, **options):
 def sagemaker_training_main(main, inputs=None, dependencies=None, **kwargs):
     """aws-sagemaker-remote's entry point name, so its users switch by changing one import."""
     return training_main(main, inputs, dependencies, **kwargs)
+
+
+def _check_main(main) -> None:
+    """main must be callable with the parsed args: one clear line at definition time, not a
+    TypeError after parsing (or after a job was launched)."""
+    from .errors import DefinitionError
+
+    if not callable(main):
+        raise DefinitionError(f"training_main(main=...): {main!r} is not a function; pass def main(args): ...")
+    import inspect
+
+    try:
+        inspect.signature(main).bind(None)
+    except TypeError:
+        name = getattr(main, "__name__", "main")
+        raise DefinitionError(f"{name}() must take one argument, the parsed args: def {name}(args): ...") from None
+    except ValueError:
+        pass  # no signature to inspect (a builtin): let the call decide
+
+
+def _in_notebook(main) -> bool:
+    """main defined in a Jupyter/IPython kernel cell: its module has no file to ship."""
+    module = sys.modules.get(getattr(main, "__module__", None))
+    return "ipykernel" in sys.modules and module is not None and not getattr(module, "__file__", None)
 
 
 def _script_path(main) -> str:
@@ -111,11 +147,12 @@ def layered_defaults(definition, environ, keywords, argv, sdk_config=False) -> d
 
 
 def final_values(namespace, layered: dict) -> dict:
-    """Option values after the command line; repeatable KEY=VALUE flags merge by key."""
+    """Option values after the command line; repeatable KEY=VALUE flags merge by key. An option
+    the parser lacks (enable_sagemaker=False) keeps its layered default."""
     out = {}
     for option in OPTIONS:
         if option.repeat:
-            given = getattr(namespace, option.dest)
+            given = getattr(namespace, option.dest, None)
             out[option.key] = layered.get(option.key) or ()
             if given:
                 try:
@@ -125,7 +162,7 @@ def final_values(namespace, layered: dict) -> dict:
                 out[option.key] = config_mod.merge_layers({option.key: out[option.key]},
                                                           {option.key: parsed})[option.key]
         else:
-            out[option.key] = getattr(namespace, option.dest)
+            out[option.key] = getattr(namespace, option.dest, layered.get(option.key))
     return out
 
 
@@ -137,8 +174,14 @@ def parse(definition, argv, environ, keywords, sdk_config=False):
     return namespace, final_values(namespace, layered), parser
 
 
-def run(definition, main, argv, environ, keywords):
+def run(definition, main, argv, environ, keywords, notebook=False):
     namespace, values, parser = parse(definition, argv, environ, keywords)
+    if notebook and (values["run"] != "no" or values["dry_run"]):
+        from .errors import DefinitionError
+
+        raise DefinitionError("a job cannot be launched from a notebook cell (there is no script file to ship); "
+                              "write main to a file (%%writefile train.py) and run !python train.py "
+                              "--sagemaker-run yes, or call training_main(main) here to run it locally")
     if values["run"] == "no" and not values["dry_run"]:
         from .executors.local_run import run_locally
 

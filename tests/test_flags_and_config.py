@@ -16,13 +16,50 @@ def definition(tmp_path, **kw):
     return ScriptDefinition(script=str(script), **kw)
 
 
-def test_every_group_is_in_help_with_defaults(tmp_path):
-    parser = build_parser(definition(tmp_path), builtin_defaults(), prog="train.py")
+def test_every_group_is_in_help_all_with_defaults(tmp_path):
+    parser = build_parser(definition(tmp_path), builtin_defaults(), prog="train.py", show_all=True)
     text = parser.format_help()
     for group in ("run control", "job", "storage", "security", "source", "data"):
         assert f"aws-train-remote: {group}" in text
     assert "(default: ml.m5.large)" in text
-    assert "--train-mode" in text and "--sagemaker-training-instance" in text
+    assert "--train-mode" in text and "--sagemaker-training-instance" in text and "--sagemaker-kms-key" in text
+
+
+def test_help_is_short_and_never_contradicts_itself(tmp_path):
+    """Issue 9.2: --help was 135 lines with "(default: ...) (default: none)" twelve times."""
+    import re
+
+    parser = build_parser(definition(tmp_path), builtin_defaults(), prog="train.py")
+    text = parser.format_help()
+    assert len(text.splitlines()) < 70, len(text.splitlines())
+    assert text.startswith("usage: train.py [your script's flags] [--sagemaker-run {no,yes,local}]")
+    assert "--sagemaker-instance" in text and "--sagemaker-kms-key" not in text and "--help-all" in text
+    full = build_parser(definition(tmp_path), builtin_defaults(), prog="train.py", show_all=True).format_help()
+    for help_text in (text, full):
+        flat = " ".join(help_text.split())
+        assert "(default: none)" not in flat
+        assert not re.search(r"\(default:[^)]*\)[^(]*\(default:[^)]*\)", flat.split("--")[0])
+        for entry in re.split(r" (?=--\w)", flat):
+            assert entry.count("(default") <= 1, entry
+
+
+def test_misspelled_flag_suggests_the_closest(tmp_path):
+    from conftest import run_python
+
+    script = tmp_path / "train.py"
+    script.write_text("from aws_train_remote import training_main\n"
+                      "training_main(lambda args: print('ran'), inputs={'train': 'data'})\n")
+    result = run_python([str(script), "--sagemaker-insatnce", "ml.g5.xlarge"], cwd=tmp_path)
+    assert result.returncode == 2 and "ran" not in result.stdout
+    assert result.stderr.strip() == ("train.py: error: unrecognized argument --sagemaker-insatnce: did you mean "
+                                     "--sagemaker-instance? (see --help)")
+    result = run_python([str(script), "--train-mdoe", "Pipe"], cwd=tmp_path)
+    assert "did you mean --train-mode?" in result.stderr
+    env = run_python([str(script)], cwd=tmp_path, env={"AWS_TRAIN_REMOTE_INSATNCE": "ml.g5.xlarge"})
+    assert env.returncode == 2 and "ran" not in env.stdout and "Traceback" not in env.stderr
+    assert "AWS_TRAIN_REMOTE_INSATNCE: not a variable aws-train-remote knows; did you mean " \
+           "'AWS_TRAIN_REMOTE_INSTANCE'?" in env.stderr
+    assert run_python([str(script)], cwd=tmp_path, env={"AWS_TRAIN_REMOTE_INSTANCE": "ml.g5.xlarge"}).returncode == 0
 
 
 @pytest.mark.parametrize("argv,expected", [

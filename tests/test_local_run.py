@@ -78,11 +78,15 @@ def test_old_entry_point_name_works(tmp_path):
     assert result.stdout.strip() == "ran x", result.stderr
 
 
-def test_help_lists_groups(tmp_path):
+def test_help_shows_common_flags_and_help_all_every_group(tmp_path):
     make_project(tmp_path)
     result = run_python(["train.py", "--help"], cwd=tmp_path)
     assert result.returncode == 0
-    assert "aws-train-remote: storage" in result.stdout and "--epochs" in result.stdout
+    assert "--epochs" in result.stdout and "--sagemaker-spot" in result.stdout
+    assert "aws-train-remote: storage" not in result.stdout and "--sagemaker-kms-key" not in result.stdout
+    full = run_python(["train.py", "--help-all"], cwd=tmp_path)
+    assert full.returncode == 0 and "aws-train-remote: storage" in full.stdout and "--sagemaker-kms-key" in full.stdout
+    assert "--epochs" in full.stdout
 
 
 def test_demo_trains_checkpoints_and_resumes(tmp_path):

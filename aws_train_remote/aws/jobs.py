@@ -7,6 +7,12 @@ import urllib.parse
 from .session import error_code
 
 TERMINAL = ("Completed", "Failed", "Stopped")
+# Exit status by job status, for the launch, `attach` and `status` alike (2 is bad input).
+STATUS_EXIT = {"Completed": 0, "Failed": 1, "Stopped": 3, "Stopping": 4, "InProgress": 4}
+
+
+def exit_status(status: str) -> int:
+    return STATUS_EXIT.get(status, 1)
 
 
 def console_url(region: str, job: str) -> str:
@@ -20,6 +26,56 @@ def logs_url(region: str, job: str) -> str:
     group = enc("/aws/sagemaker/TrainingJobs")
     return (f"https://{region}.console.aws.amazon.com/cloudwatch/home?region={region}#logsV2:log-groups/"
             f"log-group/{group}$3FlogStreamNameFilter$3D{enc(job + '/')}")
+
+
+def where_lines(job: str, region: str, environ) -> list:
+    """Where to watch a job: console links on AWS; the equivalent commands when AWS_ENDPOINT_URL
+    points elsewhere (the sandbox), whose jobs the AWS console does not know."""
+    if environ.get("AWS_ENDPOINT_URL"):
+        return [f"status: aws-train-remote status {job}", f"logs: aws-train-remote logs {job}"]
+    return [f"console: {console_url(region, job)}", f"logs: {logs_url(region, job)}"]
+
+
+def _iso(when):
+    return when.isoformat() if hasattr(when, "isoformat") else None
+
+
+def job_record(desc: dict) -> dict:
+    """A job as `status --json` prints it: stable snake_case keys, times in ISO 8601."""
+    resources = desc.get("ResourceConfig") or {}
+    return {
+        "name": desc.get("TrainingJobName"),
+        "arn": desc.get("TrainingJobArn"),
+        "status": desc.get("TrainingJobStatus"),
+        "secondary_status": desc.get("SecondaryStatus"),
+        "failure_reason": desc.get("FailureReason"),
+        "created": _iso(desc.get("CreationTime")),
+        "started": _iso(desc.get("TrainingStartTime")),
+        "ended": _iso(desc.get("TrainingEndTime")),
+        "training_seconds": desc.get("TrainingTimeInSeconds"),
+        "billable_seconds": desc.get("BillableTimeInSeconds"),
+        "instance_type": resources.get("InstanceType"),
+        "instance_count": resources.get("InstanceCount"),
+        "spot": bool(desc.get("EnableManagedSpotTraining")),
+        "image": (desc.get("AlgorithmSpecification") or {}).get("TrainingImage"),
+        "model_artifacts": (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),
+        "output_path": (desc.get("OutputDataConfig") or {}).get("S3OutputPath"),
+        "checkpoint_s3": (desc.get("CheckpointConfig") or {}).get("S3Uri"),
+        "exit_status": exit_status(desc.get("TrainingJobStatus")),
+    }
+
+
+def summary_record(summary: dict) -> dict:
+    """A ListTrainingJobs entry as `list --json` prints it."""
+    return {
+        "name": summary.get("TrainingJobName"),
+        "arn": summary.get("TrainingJobArn"),
+        "status": summary.get("TrainingJobStatus"),
+        "secondary_status": summary.get("SecondaryStatus"),
+        "created": _iso(summary.get("CreationTime")),
+        "ended": _iso(summary.get("TrainingEndTime")),
+        "modified": _iso(summary.get("LastModifiedTime")),
+    }
 
 
 def summary_lines(desc: dict, full_reason: bool = False) -> list:

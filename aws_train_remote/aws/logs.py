@@ -28,7 +28,6 @@ def host_of(stream: str, job_name: str) -> str:
     return head if sep and tail.isdigit() and head else rest
 
 
-
 class LogTail:
     """Incremental reader; call poll() repeatedly. Holds one forward token per stream.
 
@@ -38,10 +37,14 @@ class LogTail:
     poll() returns what it read, sets `failure`, and the next poll() resumes exactly there.
     """
 
-    def __init__(self, logs, job_name: str, group: str = LOG_GROUP):
+    def __init__(self, logs, job_name: str, group: str = LOG_GROUP, *, start_time: int = None, hosts=None,
+                 keep_last: int = None):
         self.logs = logs
         self.job_name = job_name
         self.group = group
+        self.start_time = start_time  # ms since the epoch: read only events from then on
+        self.hosts = set(hosts) if hosts else None  # read only these instances' streams (algo-2, ...)
+        self.keep_last = keep_last  # the first poll returns only its last N lines (logs --tail N --follow)
         self.tokens = {}  # stream -> last nextForwardToken (None: not read yet)
         self.pending = []  # LogLine read past by a token but not yet returned by poll()
         self.failure = None  # the transient error that cut the last poll short, if any
@@ -64,6 +67,8 @@ class LogTail:
                 raise
             for stream in page.get("logStreams", []):
                 name = stream["logStreamName"]
+                if self.hosts is not None and host_of(name, self.job_name) not in self.hosts:
+                    continue
                 if name not in self.tokens:
                     self.tokens[name] = None
                     new.append(name)
@@ -82,6 +87,8 @@ class LogTail:
             token = self.tokens.get(stream)
             if token:
                 kwargs["nextToken"] = token
+            elif self.start_time is not None:
+                kwargs["startTime"] = self.start_time
             try:
                 self.calls += 1
                 page = self.logs.get_log_events(**kwargs)
@@ -110,6 +117,8 @@ class LogTail:
             self._transient_ok(stream, self.read_stream, stream)
         lines, self.pending = self.pending, []
         lines.sort(key=lambda line: line.timestamp)
+        if self.keep_last is not None:
+            lines, self.keep_last = lines[-self.keep_last:] if self.keep_last else [], None
         return lines
 
     def retry_unread(self) -> list:
@@ -125,3 +134,29 @@ class LogTail:
                 raise
             self.failure = err
             self.unread.add(what)
+
+
+def last_lines(logs, job_name: str, count: int, *, start_time: int = None, hosts=None,
+               group: str = LOG_GROUP) -> list:
+    """The job's last `count` lines over all (or the chosen) instances, ordered by time: one
+    GetLogEvents per stream, read from its end."""
+    from botocore.exceptions import ClientError
+
+    tail = LogTail(logs, job_name, group, hosts=hosts)
+    tail.discover()
+    lines = []
+    for stream in sorted(tail.tokens):
+        host = host_of(stream, job_name)
+        kwargs = {"logGroupName": group, "logStreamName": stream, "startFromHead": False,
+                  "limit": max(1, min(count, 10000))}
+        if start_time is not None:
+            kwargs["startTime"] = start_time
+        try:
+            page = logs.get_log_events(**kwargs)
+        except ClientError as err:
+            if error_code(err) == "ResourceNotFoundException":
+                continue
+            raise
+        lines += [LogLine(e["timestamp"], host, e["message"], stream) for e in page.get("events", [])]
+    lines.sort(key=lambda line: line.timestamp)
+    return lines[-count:] if count else []

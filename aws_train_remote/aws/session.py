@@ -55,6 +55,24 @@ class AwsSession:
         return self.boto.region_name
 
 
+def check_region(region: str, environ, flag: str = "--region") -> None:
+    """A region botocore does not know for SageMaker is one line before any call (its endpoint
+    would not resolve, or answer with an HTML page). Skipped when AWS_ENDPOINT_URL points elsewhere."""
+    from ..errors import UsageError
+
+    if environ.get("AWS_ENDPOINT_URL") or environ.get("AWS_ENDPOINT_URL_SAGEMAKER"):
+        return
+    import botocore.session
+
+    session = botocore.session.get_session()
+    known = set()
+    for partition in session.get_available_partitions():
+        known.update(session.get_available_regions("sagemaker", partition_name=partition))
+    if region not in known:
+        raise UsageError(flag, region, "not a region where SageMaker is available",
+                         "use one such as us-east-1 or eu-west-1 (if the region is new, upgrade boto3)")
+
+
 def error_code(err) -> str:
     """The AWS error code of a botocore ClientError ('' for anything else)."""
     return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))

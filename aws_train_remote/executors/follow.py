@@ -38,6 +38,10 @@ class Printer:
         else:
             self.out.write(f"[{host}] {message}\n")
 
+    def log(self, line) -> None:
+        """One LogLine."""
+        self.line(line.host, line.message)
+
     def info(self, text: str) -> None:
         self.out.write(text + "\n")
 
@@ -49,7 +53,7 @@ TRANSIENT_NOTE_AFTER = 5  # consecutive failed polls before saying that we keep 
 
 
 def follow(sm, logs, job_name: str, printer: Printer, *, sleep=time.sleep, show_logs=True,
-           fast=FAST_POLL, slow=SLOW_POLL):
+           fast=FAST_POLL, slow=SLOW_POLL, tail=None):
     """Poll until the job is terminal; return its last DescribeTrainingJob answer.
 
     No initial sleep. While lines flow, polls every `fast` seconds; when idle the interval grows
@@ -60,7 +64,7 @@ def follow(sm, logs, job_name: str, printer: Printer, *, sleep=time.sleep, show_
     """
     from botocore.exceptions import BotoCoreError, ClientError
 
-    tail = LogTail(logs, job_name)
+    tail = tail if tail is not None else LogTail(logs, job_name)
     seen_transitions = set()
     interval = fast
     failures = 0
@@ -97,13 +101,13 @@ def follow(sm, logs, job_name: str, printer: Printer, *, sleep=time.sleep, show_
             if isinstance(item, str):
                 printer.info(item)
             else:
-                printer.line(item.host, item.message)
+                printer.log(item)
         printer.flush()
         if desc["TrainingJobStatus"] in TERMINAL:
             while show_logs and tail.failure is not None:  # drain until every stream is read to its end
                 backoff(tail.failure, progress=False)
                 for line in tail.retry_unread():
-                    printer.line(line.host, line.message)
+                    printer.log(line)
             for text in summary_lines(desc):
                 printer.info(text)
             printer.flush()

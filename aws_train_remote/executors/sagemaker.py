@@ -51,7 +51,8 @@ def resolve_role(iam, role: str, account: str) -> str:
     except ClientError as err:
         if error_code(err) == "NoSuchEntity":
             raise UsageError("--sagemaker-role", role, f"no such IAM role in account {account}",
-                             "create a SageMaker execution role, or pass the ARN of an existing one") from None
+                             f"create one with: aws-train-remote role create {role}, or pass the ARN "
+                             "of an existing one") from None
         if error_code(err) in ("AccessDenied", "AccessDeniedException"):
             return f"arn:aws:iam::{account}:role/{role}"
         raise
@@ -142,6 +143,8 @@ def prepare(spec, session, environ, out) -> Prepared:
         dest_bucket, dest = split_s3(checkpoint)
         count = s3mod.seed_prefix(s3, dest_bucket, dest, spec.checkpoint_initial, spec.kms_key)
         print(f"checkpoint location seeded with {plural(count, 'file')} from {spec.checkpoint_initial}", file=out)
+    if spec.experiment_name:
+        ensure_experiment(sm, spec.experiment_name, spec.trial_name, out)
     cache_uri = neuron_cache_uri(spec, bucket)
     if cache_uri:
         cache_bucket, cache_key = split_s3(cache_uri)
@@ -204,6 +207,35 @@ def other_buckets(spec, bucket: str) -> list:
     return found
 
 
+def ensure_experiment(sm, experiment: str, trial, out) -> None:
+    """The experiment and trial a job's ExperimentConfig names must exist; create the missing ones
+    (as aws-sagemaker-remote did). A create that meets ResourceInUse lost a race: fine."""
+    from botocore.exceptions import ClientError
+
+    def exists(describe, **name):
+        try:
+            describe(**name)
+            return True
+        except ClientError as err:
+            if error_code(err) in ("ResourceNotFound", "ValidationException"):
+                return False
+            raise
+
+    for kind, describe, create, name in (
+            ("experiment", sm.describe_experiment, sm.create_experiment, {"ExperimentName": experiment}),
+            ("trial", sm.describe_trial, sm.create_trial, {"TrialName": trial, "ExperimentName": experiment})):
+        if kind == "trial" and not trial:
+            continue
+        if exists(describe, **{k: v for k, v in name.items() if k != "ExperimentName" or kind == "experiment"}):
+            continue
+        try:
+            create(**name)
+            print(f"created SageMaker {kind} {name.get('TrialName') or experiment}", file=out)
+        except ClientError as err:
+            if error_code(err) != "ResourceInUse":
+                raise AwsError(f"Create{kind.title()} failed: {err}") from None
+
+
 def refuse_taken_name(sm, name: str) -> None:
     """An explicit job name already in use is bad input, found before anything is uploaded."""
     from ..aws.jobs import describe_or_none
@@ -252,12 +284,12 @@ def report_interrupted_create(sm, name: str, token: str, region: str) -> None:
               f"aws-train-remote status {name} --region {region}", file=sys.stderr)
 
 
-def print_started(job: str, region: str, out) -> None:
-    from ..aws.jobs import console_url, logs_url
+def print_started(job: str, region: str, out, environ) -> None:
+    from ..aws.jobs import where_lines
 
     print(f"job: {job}", file=out)
-    print(f"console: {console_url(region, job)}", file=out)
-    print(f"logs: {logs_url(region, job)}", file=out)
+    for line in where_lines(job, region, environ):
+        print(line, file=out)
     out.flush()
 
 
@@ -266,15 +298,19 @@ def reattach_hint(job: str, region: str) -> str:
             f"stop it: aws-train-remote stop {job} --region {region}")
 
 
-def follow_job(session, job: str, region: str, *, stop_on_interrupt=False, out=None, sleep=time.sleep):
+def follow_job(session, job: str, region: str, *, stop_on_interrupt=False, out=None, sleep=time.sleep,
+               tail=None, printer=None):
     """Follow with the Ctrl-C policy: detach (default) or stop; a second Ctrl-C always exits."""
     from .follow import Printer, follow
 
     out = out if out is not None else sys.stdout
     sm, logs = session.client("sagemaker"), session.client("logs")
-    printer = Printer(out)
+    from ..aws.logs import LogTail
+
+    printer = printer or Printer(out)
+    tail = tail if tail is not None else LogTail(logs, job)  # one reader: after a stop, nothing is printed twice
     try:
-        return follow(sm, logs, job, printer, sleep=sleep)
+        return follow(sm, logs, job, printer, sleep=sleep, tail=tail)
     except KeyboardInterrupt:
         if not stop_on_interrupt:
             print(f"\ndetached from {job}; {reattach_hint(job, region)}", file=sys.stderr)
@@ -282,7 +318,7 @@ def follow_job(session, job: str, region: str, *, stop_on_interrupt=False, out=N
     print(f"\nstopping {job} (Ctrl-C again to detach)", file=sys.stderr)
     sm.stop_training_job(TrainingJobName=job)
     try:
-        return follow(sm, logs, job, printer, sleep=sleep)
+        return follow(sm, logs, job, printer, sleep=sleep, tail=tail)
     except KeyboardInterrupt:
         print(f"\ndetached from {job} while it stops", file=sys.stderr)
         raise SystemExit(130) from None
@@ -307,9 +343,22 @@ def download_model(s3, desc: dict, model_dir: str) -> int:
             raise AwsError(f"refusing to unpack {uri}: {err}; nothing was written to {model_dir}") from None
 
 
-def launch_and_follow(spec, environ, *, session=None, out=None, sleep=time.sleep) -> int:
-    from ..aws.session import AwsSession, aws_failures_as_errors
+def write_description(sm, job: str, path: str) -> None:
+    """--sagemaker-output-json: the job's DescribeTrainingJob answer as JSON (aws-sagemaker-remote's
+    meaning), written when the job is created and again when it ends."""
+    import json
 
+    from ..paths import write_json_atomic
+
+    desc = sm.describe_training_job(TrainingJobName=job)
+    desc.pop("ResponseMetadata", None)
+    write_json_atomic(os.path.abspath(path), json.loads(json.dumps(desc, default=str)))
+
+
+def launch_and_follow(spec, environ, *, session=None, out=None, sleep=time.sleep) -> int:
+    from ..aws.session import AwsSession, aws_failures_as_errors, check_region
+
+    check_region(spec.region, environ, "--sagemaker-region")
     with aws_failures_as_errors():
         return _launch_and_follow(spec, environ, session or AwsSession(profile=spec.profile, region=spec.region),
                                   out if out is not None else sys.stdout, sleep)
@@ -317,18 +366,26 @@ def launch_and_follow(spec, environ, *, session=None, out=None, sleep=time.sleep
 
 def _launch_and_follow(spec, environ, session, out, sleep) -> int:
     launched = launch(spec, session, environ, out=out)
-    print_started(launched.job_name, spec.region, out)
+    from ..launches import record_launch
+
+    record_launch(launched.job_name, spec.region, environ)
+    print_started(launched.job_name, spec.region, out, environ)
+    if spec.output_json:
+        write_description(session.client("sagemaker"), launched.job_name, spec.output_json)
     if not spec.wait:
         print(reattach_hint(launched.job_name, spec.region), file=out)
         return 0
     desc = follow_job(session, launched.job_name, spec.region, stop_on_interrupt=spec.stop_on_interrupt,
                       out=out, sleep=sleep)
+    if spec.output_json:
+        write_description(session.client("sagemaker"), launched.job_name, spec.output_json)
     status = desc["TrainingJobStatus"]
     if status != "Completed":
-        from ..aws.jobs import first_line
+        from ..aws.jobs import exit_status, first_line
 
         raise JobFailed(f"job {launched.job_name} ended {status}"
-                        + (f": {first_line(desc['FailureReason'])}" if desc.get("FailureReason") else ""))
+                        + (f": {first_line(desc['FailureReason'])}" if desc.get("FailureReason") else ""),
+                        exit_code=exit_status(status))
     if spec.download:
         count = download_model(session.client("s3"), desc, spec.model_dir)
         print(f"model: {plural(count, 'file')} unpacked into {spec.model_dir}", file=out)

@@ -82,8 +82,8 @@ def path_flags(spec) -> dict:
     A local input that is a single file travels as a one-file channel; `file` names it so the
     flag points at the file, as it did on the user's machine.
     """
-    def single(i):
-        return os.path.basename(i.location) if i.single_file else None
+    def single(i):  # --<input>-suffix (aws-sagemaker-remote's) names a path inside the channel
+        return i.suffix or (os.path.basename(i.location) if i.single_file else None)
 
     return {
         "inputs": {i.name: {"flag": i.flag, "mode": i.mode, "file": single(i), "distribution": i.distribution}
@@ -236,4 +236,7 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
         request["VpcConfig"] = {"Subnets": list(spec.subnets), "SecurityGroupIds": list(spec.security_groups)}
     if spec.max_retries:
         request["RetryStrategy"] = {"MaximumRetryAttempts": spec.max_retries}
+    if spec.experiment_name:
+        request["ExperimentConfig"] = {"ExperimentName": spec.experiment_name,
+                                       **({"TrialName": spec.trial_name} if spec.trial_name else {})}
     return request

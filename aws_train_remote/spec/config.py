@@ -115,6 +115,16 @@ def parse_keywords(keywords) -> dict:
 
 
 def parse_environment(environ) -> dict:
+    """AWS_TRAIN_REMOTE_<KEY> variables; one of our prefix that names no option is an error with
+    the closest name, as an unknown config key is."""
+    from .options import ENV_PREFIX, OTHER_ENV_VARS
+
+    known = {o.env_var for o in OPTIONS if o.configurable} | set(OTHER_ENV_VARS)
+    for name in environ:
+        if name.startswith(ENV_PREFIX) and name not in known:
+            raise ConfigError(name, None, "not a variable aws-train-remote knows",
+                              did_you_mean(name, known).replace("see docs/flags.md for the keys",
+                                                                "see docs/flags.md") + f" (or unset {name})")
     parsed = {}
     for option in OPTIONS:
         if not option.configurable or option.env_var not in environ:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from ..contract import RESERVED_CHANNELS
 from ..errors import DefinitionError
-from .options import GROUPS, INPUT_DISTRIBUTIONS, INPUT_MODES, OPTIONS
+from .options import COMMON_KEYS, GROUPS, INPUT_DISTRIBUTIONS, INPUT_MODES, OPTIONS
 
 _CHANNEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]{0,63}$")
 
@@ -29,6 +29,7 @@ class ScriptDefinition:
     description: str = None
     input_modes: tuple = field(default=())  # ((name, default mode), ...)
     input_distributions: tuple = field(default=())  # ((name, "replicated" or "sharded"), ...)
+    enable_sagemaker: bool = True  # False: only the local flags (aws-sagemaker-remote's keyword)
 
     def input_flag(self, name: str) -> str:
         return "--" + name.replace("_", "-")
@@ -44,6 +45,24 @@ class _Parser(argparse.ArgumentParser):
         # argparse names an action by all its spellings ("argument --a/--b: ..."): keep the first.
         message = re.sub(r"^argument (-[\w-]+)(/-[\w-]+)*: ", r"\1: ", message)
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+    def parse_args(self, args=None, namespace=None):
+        namespace, extras = self.parse_known_args(args, namespace)
+        if extras:
+            self.error(_unrecognized(extras, self._option_string_actions))
+        return namespace
+
+
+def _unrecognized(extras, known) -> str:
+    """argparse's message, or for a misspelled flag the closest real one."""
+    flag = next((e.split("=", 1)[0] for e in extras if e.startswith("--")), None)
+    if flag:
+        import difflib  # only on the error path
+
+        close = difflib.get_close_matches(flag, [k for k in known if k.startswith("--")], n=1, cutoff=0.75)
+        if close:
+            return f"unrecognized argument {flag}: did you mean {close[0]}?"
+    return "unrecognized arguments: " + " ".join(extras)
 
 
 def _bool_metavar(option) -> str:
@@ -91,6 +110,15 @@ def validate_definition(definition: ScriptDefinition) -> None:
 
 def _user_arguments(parser, definition: ScriptDefinition) -> None:
     for spec in definition.additional_arguments:
+        if isinstance(spec, (tuple, list)) and len(spec) == 2 and isinstance(spec[1], dict):
+            # aws-sagemaker-remote's own form: (positional args, keyword args) of add_argument
+            names, kwargs = spec
+            names = [names] if isinstance(names, str) else list(names)
+            parser.add_argument(*names, **kwargs)
+            continue
+        if not isinstance(spec, dict):
+            raise DefinitionError(f"additional_arguments entry {spec!r}: give a dict of add_argument keywords "
+                                  "with the flag in 'dest', or a (['--flag'], {...}) pair")
         kwargs = dict(spec)
         names = kwargs.pop("flags", None) or kwargs.pop("name", None) or kwargs.pop("dest", None)
         if names is None:
@@ -102,10 +130,19 @@ def _user_arguments(parser, definition: ScriptDefinition) -> None:
         definition.argparse_callback(parser)
 
 
-def _generated(definition: ScriptDefinition, defaults: dict):
+def _help(option, default, show_all: bool) -> str:
+    """The option's help with its effective default; hidden from --help unless common."""
+    if not show_all and option.key not in COMMON_KEYS and option.group != "data":
+        return argparse.SUPPRESS
+    if default is None or default == ():
+        return option.help  # its own text says what happens without it
+    return f"{option.help} (default: {_shown(default)})"
+
+
+def _generated(definition: ScriptDefinition, defaults: dict, show_all: bool = True):
     """(group, flags, kwargs, owner) for every generated argument."""
     for option in OPTIONS:
-        kwargs = {"dest": option.dest, "help": f"{option.help} (default: {_shown(defaults.get(option.key))})"}
+        kwargs = {"dest": option.dest, "help": _help(option, defaults.get(option.key), show_all)}
         if option.kind in ("bool", "run"):
             kwargs.update(nargs="?", const=True if option.kind == "bool" else "yes",
                           metavar=_bool_metavar(option), type=_type(option))
@@ -128,6 +165,14 @@ def _generated(definition: ScriptDefinition, defaults: dict):
             "dest": f"{name}_mode", "default": mode, "metavar": "{" + ",".join(INPUT_MODES) + "}",
             "type": _mode_type(f"{flag}-mode"), "help": f"SageMaker input mode of {name!r} (default: {mode})",
         }, f"input {name!r}"
+        for suffix, extra in (("suffix", {"metavar": "PATH", "default": ""}),
+                              ("repeat", {"metavar": "N", "type": int, "default": None}),
+                              ("shuffle", {"metavar": "{yes,no}", "type": _yes_no(f"{flag}-shuffle"), "nargs": "?",
+                                           "const": True, "default": False})):
+            yield "data", (f"{flag}-{suffix}",), {
+                "dest": f"{name}_{suffix}", **extra, "atr_compat": True,
+                "help": f"aws-sagemaker-remote's --<input>-{suffix}, kept so its scripts run: "
+                        + COMPAT_INPUT_FLAGS[suffix] if show_all else argparse.SUPPRESS}, f"input {name!r}"
         spread = dict(definition.input_distributions).get(name, "replicated")
         yield "data", (f"{flag}-distribution",), {
             "dest": f"{name}_distribution", "default": spread, "choices": tuple(INPUT_DISTRIBUTIONS),
@@ -142,6 +187,25 @@ def _generated(definition: ScriptDefinition, defaults: dict):
                     f"(default: {folder})"}, f"dependency {name!r}"
 
 
+COMPAT_INPUT_FLAGS = {
+    "suffix": "a path inside the input; on SageMaker and in local mode args.<input> points at it",
+    "repeat": "not supported beyond 1 (loop over the data in the script)",
+    "shuffle": "not supported (shuffle in the script's data loader)",
+}
+
+
+def _yes_no(flag):
+    def convert(raw):
+        from .values import parse_bool
+
+        try:
+            return parse_bool(raw)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(f"{raw!r}: {err}") from None
+
+    return convert
+
+
 def _mode_type(flag):
     def convert(raw):
         for mode in INPUT_MODES:
@@ -152,19 +216,51 @@ def _mode_type(flag):
     return convert
 
 
-def build_parser(definition: ScriptDefinition, defaults: dict, prog: str = None) -> argparse.ArgumentParser:
+class _HelpAll(argparse.Action):
+    """--help-all: the help with every generated flag, by group."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None, full=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+        self.full = full
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        self.full().print_help()
+        parser.exit()
+
+
+USAGE = ("%(prog)s [your script's flags] [--sagemaker-run {no,yes,local}] [--sagemaker-FLAG VALUE ...]\n"
+         "  --help shows the common flags; --help-all shows every flag")
+
+
+def build_parser(definition: ScriptDefinition, defaults: dict, prog: str = None,
+                 show_all: bool = False) -> argparse.ArgumentParser:
     validate_definition(definition)
-    parser = _Parser(prog=prog, description=definition.description, allow_abbrev=False,
+    parser = _Parser(prog=prog, description=definition.description, allow_abbrev=False, usage=USAGE,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     _user_arguments(parser, definition)
     user_flags = {s: a for s, a in parser._option_string_actions.items() if s not in ("-h", "--help")}
     user_dests = {a.dest: a for a in parser._actions if a.dest != "help"}
     parser.atr_user_dests = tuple(user_dests)
-    groups = {g: parser.add_argument_group(f"aws-train-remote: {g}") for g in GROUPS}
+    if show_all:
+        groups = {g: parser.add_argument_group(f"aws-train-remote: {g}") for g in GROUPS}
+    else:
+        common = parser.add_argument_group(
+            "aws-train-remote (the common flags; --help-all lists all "
+            f"{sum(len(o.flags) for o in OPTIONS)} flags and their groups)")
+        groups = {g: common for g in GROUPS}
+        groups["data"] = parser.add_argument_group("aws-train-remote: data and outputs")
+    taken_help_all = "--help-all" in parser._option_string_actions
     taken_flags = {flag: "the script's flag " + flag for flag in user_flags}
     taken_dests = {dest: "the script's argument " + ("/".join(a.option_strings) or dest) + f" (args.{dest})"
                    for dest, a in user_dests.items()}
-    for group, flags, kwargs, owner in _generated(definition, defaults):
+    if not taken_help_all:
+        parser.add_argument("--help-all", action=_HelpAll, help="show every flag and exit",
+                            full=lambda: build_parser(definition, defaults, prog, show_all=True))
+    for group, flags, kwargs, owner in _generated(definition, defaults, show_all):
+        if kwargs.pop("atr_compat", False) and (set(flags) & set(taken_flags) or kwargs["dest"] in taken_dests):
+            continue  # an old flag the script defines itself: the script's own meaning wins
+        if not definition.enable_sagemaker and group != "data":
+            continue
         for flag in flags:
             if flag in taken_flags:
                 raise DefinitionError(f"{taken_flags[flag]} clashes with the {owner} ({flag}); rename one of them")

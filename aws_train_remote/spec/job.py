@@ -17,6 +17,7 @@ INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9]*(-[a-z0-9]+)?\.(\d*xlarge|large|
 REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]{1,512}$")
 ROLE_NAME = re.compile(r"^[\w+=,.@\-]{1,64}$")
+EXPERIMENT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}$")
 ENV_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,511}$")
 SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 SECURITY_GROUP = re.compile(r"^sg-[0-9a-f]{8,17}$")
@@ -42,6 +43,7 @@ class InputSpec:
     flag: str
     single_file: bool = False  # a local file, not a folder: the channel holds just it
     distribution: str = "replicated"  # or "sharded": each instance gets about 1/N of the files
+    suffix: str = ""  # a path inside the channel that args.<name> points at (aws-sagemaker-remote)
 
     @property
     def is_s3(self) -> bool:
@@ -116,6 +118,9 @@ class JobSpec:
     model_dir: str = None
     local_output_dir: str = None
     local_checkpoint_dir: str = None
+    output_json: str = None  # --sagemaker-output-json FILE, absolute
+    experiment_name: str = None
+    trial_name: str = None
 
     @property
     def trainium(self) -> bool:
@@ -165,6 +170,8 @@ def _location_or_s3(flag, raw, base_dir, must_exist=True) -> str:
 
 def _auto_s3(flag, raw) -> str:
     text = str(raw)
+    if text.lower() == "default":  # aws-sagemaker-remote's word for auto
+        return "auto"
     if text.lower() in ("auto", "none"):
         return text.lower()
     try:
@@ -263,11 +270,22 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
 
     role = v.get("role") or ("arn:aws:iam::000000000000:role/local" if local else None)
     _need(bool(role), "--sagemaker-role", None, "no IAM role for the job",
-          "pass --sagemaker-role NAME_OR_ARN, or set role: in aws-train-remote.yaml, or "
-          "SageMaker.TrainingJob.RoleArn in ~/.config/sagemaker/config.yaml")
+          "pass --sagemaker-role NAME_OR_ARN (create one with: aws-train-remote role create), or set role: in "
+          "aws-train-remote.yaml, or SageMaker.TrainingJob.RoleArn in ~/.config/sagemaker/config.yaml")
     _need(bool(ROLE_ARN.match(role) or ROLE_NAME.match(role)), "--sagemaker-role", role,
           "neither a role name nor a role ARN",
           "use e.g. MySageMakerRole or arn:aws:iam::123456789012:role/MySageMakerRole")
+
+    for key in ("training_image_path", "training_image_accounts"):
+        _need(not v.get(key), f"--sagemaker-{key.replace('_', '-')}", v.get(key),
+              "building the training image from a Dockerfile is not supported",
+              "build and push it yourself (docker build, docker push), then pass --sagemaker-image URI")
+    experiment, trial = v.get("experiment_name"), v.get("trial_name")
+    _need(not trial or bool(experiment), "--sagemaker-trial-name", trial, "a trial belongs to an experiment",
+          "add --sagemaker-experiment-name NAME")
+    for flag, name in (("--sagemaker-experiment-name", experiment), ("--sagemaker-trial-name", trial)):
+        _need(not name or bool(EXPERIMENT_NAME.match(name)), flag, name, "not a valid SageMaker Experiments name",
+              "use up to 120 letters, digits and hyphens, starting with a letter or digit")
 
     image = v.get("image")
     if image:
@@ -359,9 +377,18 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         raw = getattr(namespace, name)
         _need(raw not in (None, ""), flag, None, "no location for this input", f"pass {flag} PATH_OR_S3_URI")
         location = _location_or_s3(flag, raw, cwd)
+        suffix = str(getattr(namespace, f"{name}_suffix", "") or "").strip("/")
+        _need(not suffix or ".." not in suffix.split("/"), f"{flag}-suffix", suffix, "must stay inside the input",
+              "give a relative path without ..")
+        repeat = getattr(namespace, f"{name}_repeat", None)
+        _need(repeat in (None, 0, 1), f"{flag}-repeat", repeat, "repeating an input is not supported",
+              "loop over the data in the script (e.g. more epochs)")
+        _need(not getattr(namespace, f"{name}_shuffle", False), f"{flag}-shuffle", "yes",
+              "shuffling an input is not supported", "shuffle in the script's data loader")
         inputs.append(InputSpec(name, location, getattr(namespace, f"{name}_mode"), flag,
                                 single_file=not values.is_s3_uri(location) and not os.path.isdir(location),
-                                distribution=getattr(namespace, f"{name}_distribution", "replicated")))
+                                distribution=getattr(namespace, f"{name}_distribution", "replicated"),
+                                suffix=suffix))
     dependencies = []
     for name, _default in definition.dependencies:
         flag = definition.dependency_flag(name)
@@ -414,4 +441,6 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         model_dir=os.path.abspath(os.path.join(cwd, str(namespace.model_dir))),
         local_output_dir=os.path.abspath(os.path.join(cwd, str(namespace.output_dir))),
         local_checkpoint_dir=os.path.abspath(os.path.join(cwd, str(namespace.checkpoint_dir))),
+        output_json=os.path.abspath(os.path.join(cwd, v["output_json"])) if v.get("output_json") else None,
+        experiment_name=experiment, trial_name=trial,
     )

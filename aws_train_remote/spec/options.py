@@ -97,6 +97,8 @@ OPTIONS = (
     Opt("sagemaker-profile", RUN_CONTROL, "AWS profile to use", aliases=("sagemaker-aws-profile",)),
     Opt("sagemaker-region", RUN_CONTROL, "AWS region (default: AWS_REGION, then the profile's region)",
       aliases=("sagemaker-aws-region",)),
+    Opt("sagemaker-output-json", RUN_CONTROL, "write the job's description (DescribeTrainingJob) as JSON to "
+      "FILE when it is created, and again when it ends", metavar="FILE"),
     Opt("sagemaker-stop-on-interrupt", RUN_CONTROL, "Ctrl-C while following stops the job instead "
       "of detaching", kind="bool", default=False),
     # job
@@ -105,8 +107,8 @@ OPTIONS = (
       "and compile-cache prefixes (default: the script's name)"),
     Opt("sagemaker-role", JOB, "IAM role name or ARN the job runs as",
       aliases=("sagemaker-training-role",), keyword_aliases=("training_role",)),
-    Opt("sagemaker-image", JOB, "container image URI (default: the framework image for the instance "
-      "type; Neuron image for trn1/trn2)", aliases=("sagemaker-training-image",),
+    Opt("sagemaker-image", JOB, "container image URI (default: the PyTorch image for the instance "
+      "type; the Neuron image for Trainium)", aliases=("sagemaker-training-image",),
       keyword_aliases=("training_image",)),
     Opt("sagemaker-framework", JOB, "framework of the default image", kind="choice", default="pytorch",
       choices=("pytorch",)),
@@ -135,7 +137,11 @@ OPTIONS = (
     Opt("sagemaker-tag", JOB, "tag for the job, KEY=VALUE (repeatable)", kind="pairs",
       metavar="KEY=VALUE", repeat=True),
     Opt("sagemaker-metric", JOB, "metric definition, NAME=REGEX (repeatable)", kind="pairs",
-      metavar="NAME=REGEX", repeat=True),
+      metavar="NAME=REGEX", repeat=True, keyword_aliases=("metrics",)),
+    Opt("sagemaker-experiment-name", JOB, "SageMaker Experiments: the experiment this job belongs to "
+      "(created if missing)"),
+    Opt("sagemaker-trial-name", JOB, "SageMaker Experiments: the trial within --sagemaker-experiment-name "
+      "(created if missing)"),
     Opt("sagemaker-distribution", JOB, "multi-process launch: torchrun = one process per GPU or NeuronCore "
       "across instances; auto = as SageMaker's toolkit, one plain process per instance (torchrun on "
       "Trainium); none = one plain process per instance everywhere", kind="choice",
@@ -147,13 +153,17 @@ OPTIONS = (
         "the script (re)starts, e.g. 30s,90s interrupts twice", kind="durations"),
     Opt("sagemaker-neuron-parallel-compile", JOB, "Trainium: run neuron_parallel_compile before "
       "training to fill the compile cache", kind="bool", default=False),
+    Opt("sagemaker-training-image-path", JOB, "aws-sagemaker-remote's Dockerfile build: not supported "
+      "(build and push the image, then pass --sagemaker-image)", metavar="PATH"),
+    Opt("sagemaker-training-image-accounts", JOB, "aws-sagemaker-remote's image build accounts: not supported",
+      metavar="ACCOUNTS"),
     # storage
     Opt("sagemaker-bucket", STORAGE, "S3 bucket for code, inputs and outputs (default: "
       "sagemaker-<region>-<account>)"),
     Opt("sagemaker-prefix", STORAGE, "key prefix inside the bucket", default="aws-train-remote"),
     Opt("sagemaker-output-s3", STORAGE, "S3 URI for model.tar.gz and output.tar.gz (default: "
-      "s3://<bucket>/<prefix>/output)", kind="s3", aliases=("sagemaker-output-json",)),
-    Opt("sagemaker-checkpoint-s3", STORAGE, "S3 URI synced with the checkpoint dir; auto = "
+      "s3://<bucket>/<prefix>/output)", kind="s3"),
+    Opt("sagemaker-checkpoint-s3", STORAGE, "S3 URI synced with the checkpoint dir; auto (or default) = "
       "s3://<bucket>/<prefix>/checkpoints/<base-job-name>, none = no checkpoint sync",
       default="auto"),
     Opt("sagemaker-checkpoint-container", STORAGE, "checkpoint dir inside the container",
@@ -199,6 +209,13 @@ KEYWORDS = {**{o.key: o for o in OPTIONS if o.configurable},
             **{a: o for o in OPTIONS for a in o.keyword_aliases}}
 INPUT_MODES = ("File", "FastFile", "Pipe")
 INPUT_DISTRIBUTIONS = {"replicated": "FullyReplicated", "sharded": "ShardedByS3Key"}  # flag value -> API value
+
+
+# Shown by the script's --help; the rest appear with --help-all.
+COMMON_KEYS = ("run", "dry_run", "wait", "region", "role", "instance", "instance_count", "spot", "image",
+               "base_job_name", "download")
+# Environment variables of ours that are not options (a misspelled one is refused, these are not).
+OTHER_ENV_VARS = ("AWS_TRAIN_REMOTE_CACHE_DIR", "AWS_TRAIN_REMOTE_IN_CONTAINER")
 
 
 def builtin_defaults() -> dict:
