@@ -186,6 +186,8 @@ def test_ctrl_c_during_upload_creates_no_job_and_no_manifest(project, aws):
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert "no job was created" in err and "Traceback" not in err
+    # issue 9.3: one message, not "...run again to resume" followed by "interrupted"
+    assert err.count("interrupted") == 1 and "run again to resume" not in err, err
     aws.clear_faults()
     assert keys("aws-train-remote/manifests/") == []
     assert not any(c["op"] == "SageMaker.CreateTrainingJob" for c in aws.calls())

@@ -92,7 +92,7 @@ def test_stop_reaches_the_script_which_saves_a_checkpoint(tmp_path, sandbox):
     stop = run_python(["-m", "aws_train_remote.cli.main", "stop", job], cwd=tmp_path)
     assert stop.stdout.strip() == f"stopping {job}", stop.stderr
     attach = run_python(["-m", "aws_train_remote.cli.main", "attach", job], cwd=tmp_path, timeout=120)
-    assert attach.returncode == 1
+    assert attach.returncode == 3  # Stopped (docs/cli.md)
     assert "stopping after epoch" in attach.stdout and f"Stopped: {job}" in attach.stdout
     # issue 9.3: the truth about a stop, and no model upload announced for it
     assert "training stopped: SIGTERM from the platform (a stop request or a spot interruption)" in attach.stdout

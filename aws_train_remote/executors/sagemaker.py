@@ -208,32 +208,23 @@ def other_buckets(spec, bucket: str) -> list:
 
 
 def ensure_experiment(sm, experiment: str, trial, out) -> None:
-    """The experiment and trial a job's ExperimentConfig names must exist; create the missing ones
-    (as aws-sagemaker-remote did). A create that meets ResourceInUse lost a race: fine."""
+    """The experiment and trial a job's ExperimentConfig names must exist: create them, and take
+    "already exists" as success (as aws-sagemaker-remote did; creating first also spares a
+    Describe that moto cannot answer for a missing experiment)."""
     from botocore.exceptions import ClientError
 
-    def exists(describe, **name):
+    steps = [("experiment", sm.create_experiment, {"ExperimentName": experiment})]
+    if trial:
+        steps.append(("trial", sm.create_trial, {"TrialName": trial, "ExperimentName": experiment}))
+    for kind, create, names in steps:
         try:
-            describe(**name)
-            return True
+            create(**names)
         except ClientError as err:
-            if error_code(err) in ("ResourceNotFound", "ValidationException"):
-                return False
-            raise
-
-    for kind, describe, create, name in (
-            ("experiment", sm.describe_experiment, sm.create_experiment, {"ExperimentName": experiment}),
-            ("trial", sm.describe_trial, sm.create_trial, {"TrialName": trial, "ExperimentName": experiment})):
-        if kind == "trial" and not trial:
-            continue
-        if exists(describe, **{k: v for k, v in name.items() if k != "ExperimentName" or kind == "experiment"}):
-            continue
-        try:
-            create(**name)
-            print(f"created SageMaker {kind} {name.get('TrialName') or experiment}", file=out)
-        except ClientError as err:
-            if error_code(err) != "ResourceInUse":
-                raise AwsError(f"Create{kind.title()} failed: {err}") from None
+            message = str(err.response.get("Error", {}).get("Message", "")).lower()
+            if error_code(err) == "ResourceInUse" or "exist" in message:
+                continue
+            raise AwsError(f"Create{kind.title()} failed: {err}") from None
+        print(f"SageMaker {kind}: {names.get('TrialName') or experiment}", file=out)
 
 
 def refuse_taken_name(sm, name: str) -> None:
