@@ -8,13 +8,13 @@ from ..aws.session import error_code
 from ..errors import AwsError, UsageError
 
 _ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:([a-z0-9-]+):\d{12}:training-job/(.+)$")
-_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
 
 
 def resolve_job(job, environ):
     """(name, region or None) for a job name, a training-job ARN, or `last`/nothing: the newest
     job launched from this folder (against this endpoint)."""
     from ..launches import last_launch
+    from ..spec.naming import is_valid_job_name
 
     if job in (None, "", "last"):
         found = last_launch(environ)
@@ -25,7 +25,7 @@ def resolve_job(job, environ):
     match = _ARN.match(job)
     if match:
         return match.group(2), match.group(1)
-    if not _NAME.match(job):
+    if not is_valid_job_name(job):
         raise UsageError("JOB", job, "not a training job name or ARN",
                          "pass a name such as demo-20261123-101500-a1b2c3, an ARN, or last")
     return job, None
