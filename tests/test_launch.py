@@ -225,7 +225,8 @@ def test_cli_list_status_stop(project, aws):
     launch(project, "--sagemaker-job-name", "cli-job")
     aws.set_job("cli-job", training_job_status="InProgress", secondary_status="Training")
     listing = run_python(["-m", "aws_train_remote.cli.main", "list"], cwd=project)
-    assert "InProgress  cli-job" in listing.stdout
+    [row] = [line for line in listing.stdout.splitlines() if line.endswith("  cli-job")]
+    assert row.split()[2:] == ["InProgress", "-", "cli-job"]
     status = run_python(["-m", "aws_train_remote.cli.main", "status", "cli-job"], cwd=project)
     assert "secondary status: Training" in status.stdout
     stop = run_python(["-m", "aws_train_remote.cli.main", "stop", "cli-job"], cwd=project)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 
-from ..aws.jobs import summary_lines
+from ..aws.jobs import TERMINAL, summary_lines
 from ..aws.session import error_code
 from ..errors import AwsError, UsageError
 
@@ -65,7 +65,7 @@ def format_job_rows(jobs) -> list:
     rows = [f"{'CREATED (UTC)':<19}  {'STATUS':<10}  {'ENDED (UTC)':<19}  NAME"]
     for job in jobs:
         created = job["CreationTime"].astimezone(_utc()).strftime("%Y-%m-%d %H:%M:%S")
-        ended = job.get("TrainingEndTime")
+        ended = job.get("TrainingEndTime") if job["TrainingJobStatus"] in TERMINAL else None
         ended = ended.astimezone(_utc()).strftime("%Y-%m-%d %H:%M:%S") if ended else "-"
         rows.append(f"{created:<19}  {job['TrainingJobStatus']:<10}  {ended:<19}  {job['TrainingJobName']}")
     return rows
