@@ -4,6 +4,8 @@ Runs unchanged on a laptop (`python demo/train.py`) and as a SageMaker training 
 (`python demo/train.py --sagemaker-run yes ...`). It reads its data through args.train,
 writes the model to args.model_dir, saves a checkpoint every epoch to args.checkpoint_dir
 and resumes from the newest one when restarted (for example after a spot interruption).
+With --sagemaker-model-from JOB (incremental training) it starts from that job's model, which it
+finds unpacked at args.model_init.
 Standard library only, so no install is needed in any container image.
 """
 import csv
@@ -72,6 +74,11 @@ def main(args):
             version, internal, gauss = state["rng"]
             rng.setstate((version, tuple(internal), gauss))
         print(f"resumed from checkpoint epoch {start}", flush=True)
+    elif args.model_init:  # --sagemaker-model-from: continue from an earlier job's model
+        with open(os.path.join(args.model_init, "model.json"), encoding="utf-8") as fh:
+            earlier = json.load(fh)
+        weights, bias, start = earlier["weights"], earlier["bias"], 0
+        print(f"starting from the model in {args.model_init}", flush=True)
     else:
         weights, bias, start = [0.0, 0.0, 0.0], 0.0, 0
     stop = {"now": False}

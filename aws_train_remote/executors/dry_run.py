@@ -16,7 +16,16 @@ from ..plan.uploads import build_upload_plan
 
 
 def dry_run_document(spec, environ) -> dict:
+    import dataclasses
+
+    from ..spec.job import JOB_MODEL
+
     cache = cache_root(environ)
+    model_jobs = [i.location[len(JOB_MODEL):] for i in spec.inputs if i.model_init and i.location.startswith(JOB_MODEL)]
+    if model_jobs:  # looked up at launch: a dry run makes no AWS call
+        spec = dataclasses.replace(spec, inputs=tuple(
+            dataclasses.replace(i, location=f"s3://<model-of-{model_jobs[0]}>/model.tar.gz")
+            if i.model_init else i for i in spec.inputs))
     hashes = HashCache(os.path.join(cache, "hashes.json"))
     plan = build_upload_plan(spec, cache, hash_file=hashes)
     hashes.save()
@@ -27,6 +36,8 @@ def dry_run_document(spec, environ) -> dict:
         notes.append("<account> is the AWS account id, looked up with sts:GetCallerIdentity at launch")
     request = build_request(spec, plan, account=account, git=read_git_info(spec.source_dir))
     notes += list(plan.warnings)
+    if model_jobs:
+        notes.append(f"<model-of-{model_jobs[0]}> is the model.tar.gz of job {model_jobs[0]}, looked up at launch")
     from ..spec.images import distribution_note, image_note
 
     notes.append(image_note(spec, spec.image_given))

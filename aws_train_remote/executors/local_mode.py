@@ -110,6 +110,14 @@ def run_local(spec, environ, out=None) -> int:
 
     out = out if out is not None else sys.stdout
     cache = cache_root(environ)
+    from ..spec.job import JOB_MODEL
+
+    if any(i.model_init and i.location.startswith(JOB_MODEL) for i in spec.inputs):
+        from ..aws.models import resolve_model_job
+        from ..aws.session import AwsSession, aws_failures_as_errors
+
+        with aws_failures_as_errors():
+            spec = resolve_model_job(spec, AwsSession(profile=spec.profile, region=spec.region).client("sagemaker"))
     plan = build_upload_plan(spec, cache)
     bucket = spec.bucket or "local"
     request = build_request(spec, plan, account=LOCAL_ACCOUNT, bucket=bucket)

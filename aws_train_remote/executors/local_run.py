@@ -29,6 +29,17 @@ def run_locally(main, namespace, definition, environ):
             local = fetch_inputs(session.client("s3"), s3_inputs, os.path.join(cache_root(environ), "s3"))
         for name, path in local.items():
             setattr(namespace, name, path)
+    model_from = getattr(namespace, "sagemaker_model_from", None)
+    if model_from and environ.get(IN_CONTAINER_ENV) != "1":
+        from ..aws.models import local_model_init
+        from ..aws.session import AwsSession, aws_failures_as_errors
+        from ..paths import cache_root
+
+        def session():
+            return AwsSession(profile=namespace.sagemaker_profile, region=namespace.sagemaker_region)
+
+        with aws_failures_as_errors():
+            namespace.model_init = local_model_init(model_from, session, cache_root(environ))
     for name, _ in definition.dependencies:
         folder = os.path.abspath(str(getattr(namespace, name)))
         parent = os.path.dirname(folder.rstrip(os.sep))

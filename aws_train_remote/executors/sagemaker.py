@@ -64,6 +64,9 @@ INTERRUPTED_BEFORE_CREATE = ("\ninterrupted: no job was created; what was upload
 
 def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
     """Upload and create the job; return as soon as CreateTrainingJob succeeded."""
+    from ..aws.models import resolve_model_job
+
+    spec = resolve_model_job(spec, session.client("sagemaker"))
     try:
         prepared = prepare(spec, session, environ, out if out is not None else sys.stdout)
     except KeyboardInterrupt:

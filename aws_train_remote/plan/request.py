@@ -85,9 +85,13 @@ def path_flags(spec) -> dict:
     def single(i):  # --<input>-suffix (aws-sagemaker-remote's) names a path inside the channel
         return i.suffix or (os.path.basename(i.location) if i.single_file else None)
 
+    def entry(i):
+        if i.model_init:  # unpacked by the runtime; args.model_init points at the result
+            return {"flag": i.flag, "mode": i.mode, "file": single(i), "unpack": True}
+        return {"flag": i.flag, "mode": i.mode, "file": single(i), "distribution": i.distribution}
+
     return {
-        "inputs": {i.name: {"flag": i.flag, "mode": i.mode, "file": single(i), "distribution": i.distribution}
-                   for i in spec.inputs},
+        "inputs": {i.name: entry(i) for i in spec.inputs},
         "model": spec.path_flags.get("model"),
         "output": spec.path_flags.get("output"),
         "checkpoint": spec.path_flags.get("checkpoint"),

@@ -17,7 +17,7 @@ import sys
 from .. import contract
 from . import devices, environment, failure, job_env, launch, neuron_cache
 from .process import run_child
-from .safe_tar import UnsafeArchive, safe_extract
+from .safe_tar import UnsafeArchive, extract_into, safe_extract
 
 _ENTRY_POINT = re.compile(r"^[A-Za-z0-9._+\-/]+$")
 
@@ -135,6 +135,28 @@ def install_requirements(code_dir: str, requirements, python: str, environ) -> s
     return python
 
 
+def unpack_models(layout, paths: dict) -> None:
+    """--sagemaker-model-from: unpack the earlier model (safely) before the script starts, so
+    args.model_init is a folder in every mode."""
+    for name, spec in sorted((paths.get("inputs") or {}).items()):
+        if not spec.get("unpack"):
+            continue
+        target = launch.model_init_dir(layout, name, spec)
+        archive = os.path.join(layout.channel_dir(name), spec.get("file") or "")
+        if target == layout.channel_dir(name) + "-unpacked":
+            if not os.path.isfile(archive):
+                raise SetupError(f"--sagemaker-model-from: {spec.get('file')} is missing from the {name!r} channel")
+            import tarfile
+
+            try:
+                count = extract_into(archive, target)
+            except (UnsafeArchive, tarfile.TarError, OSError, EOFError, ValueError) as err:
+                raise SetupError(f"--sagemaker-model-from: cannot unpack {spec.get('file')}: {err}") from None
+            log(f"model to start from: {count} file{'' if count == 1 else 's'} unpacked into {target}")
+        else:
+            log(f"model to start from: {target}")
+
+
 def _decode(raw_hps, key, default=None):
     return contract.decode_hyperparameter(raw_hps[key]) if key in raw_hps else default
 
@@ -166,6 +188,12 @@ def main(environ=None) -> int:
         argv = launch.remap_argv(contract.decode_argv(raw_hps), paths, layout)
     else:  # a job not launched by aws-train-remote: arguments exactly as the toolkit builds them
         argv = launch.toolkit_args(environment.user_hyperparameters(raw_hps))
+    try:
+        unpack_models(layout, paths)
+    except SetupError as err:
+        log(str(err))
+        failure.write_failure_once(layout, f"ClientError: {err}\n")
+        return 1
     checkpoint_path = contract.rebase(paths.get("checkpoint_path") or layout.checkpoint_dir, layout.root)
     os.makedirs(checkpoint_path, exist_ok=True)
     restored = sum(len(files) for _, _, files in os.walk(checkpoint_path))

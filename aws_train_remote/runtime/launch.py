@@ -30,6 +30,9 @@ def remap_argv(argv: list, paths: dict, layout) -> list:
     In front, so `--`, positionals and argparse.REMAINDER in the user's argv are untouched."""
     front = []
     for name, spec in sorted((paths.get("inputs") or {}).items()):
+        if spec.get("unpack"):  # --sagemaker-model-from: the earlier model, unpacked before the script
+            front += [spec["flag"], model_init_dir(layout, name, spec)]
+            continue
         if spec.get("mode") == "Pipe":
             target = layout.pipe_path(name, 0)
         elif spec.get("file"):
@@ -51,6 +54,14 @@ def remap_argv(argv: list, paths: dict, layout) -> list:
     if paths.get("run"):
         front += [paths["run"], "no"]
     return front + list(argv)
+
+
+def model_init_dir(layout, name: str, spec: dict) -> str:
+    """Where the model channel's content is for the script: its archive unpacked beside the
+    channel, or the channel itself when it holds a folder."""
+    if spec.get("file", "").endswith((".tar.gz", ".tgz", ".tar")):
+        return layout.channel_dir(name) + "-unpacked"
+    return os.path.join(layout.channel_dir(name), spec["file"]) if spec.get("file") else layout.channel_dir(name)
 
 
 def toolkit_args(user_hps: dict) -> list:

@@ -44,6 +44,7 @@ class InputSpec:
     single_file: bool = False  # a local file, not a folder: the channel holds just it
     distribution: str = "replicated"  # or "sharded": each instance gets about 1/N of the files
     suffix: str = ""  # a path inside the channel that args.<name> points at (aws-sagemaker-remote)
+    model_init: bool = False  # the 'model' channel of --sagemaker-model-from: unpacked for args.model_init
 
     @property
     def is_s3(self) -> bool:
@@ -166,6 +167,30 @@ def _location_or_s3(flag, raw, base_dir, must_exist=True) -> str:
         _need(os.path.exists(path), flag, raw, "no such local file or folder",
               "create it, fix the path, or give an s3:// URI")
     return path
+
+
+MODEL_CHANNEL = "model"
+JOB_MODEL = "job:"  # a model_from location still to be looked up: the model of this job
+
+
+def model_input(raw: str, inputs, cwd: str) -> InputSpec:
+    """--sagemaker-model-from as the 'model' channel: an s3:// URI, a local model.tar.gz or folder
+    (uploaded like any input), or a job name (JOB_MODEL + name, looked up at launch)."""
+    flag = "--sagemaker-model-from"
+    _need(all(i.name != MODEL_CHANNEL for i in inputs), flag, raw, "the script already has an input named "
+          f"{MODEL_CHANNEL!r}, the channel the earlier model travels in", "rename that input")
+    if values.is_s3_uri(raw):
+        location = _location_or_s3(flag, raw, cwd)
+        single = not location.endswith("/")
+    elif os.path.exists(os.path.join(cwd, os.path.expanduser(raw))):
+        location = os.path.abspath(os.path.join(cwd, os.path.expanduser(raw)))
+        single = os.path.isfile(location)
+    elif naming.is_valid_job_name(raw) and "." not in raw:
+        location, single = JOB_MODEL + raw, True
+    else:
+        raise UsageError(flag, raw, "neither a job name, an s3:// URI, nor a local model.tar.gz or folder",
+                         "e.g. --sagemaker-model-from demo-20261123-101500-a1b2c3")
+    return InputSpec(MODEL_CHANNEL, location, "File", "--model-init", single_file=single, model_init=True)
 
 
 def _auto_s3(flag, raw) -> str:
@@ -396,6 +421,9 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         folder = os.path.realpath(os.path.join(cwd, os.path.expanduser(str(raw))))
         _need(os.path.isdir(folder), flag, raw, "no such folder", "give the folder of the Python package")
         dependencies.append(DependencySpec(name, folder, flag))
+    model_from = v.get("model_from")
+    if model_from:
+        inputs.append(model_input(model_from, inputs, cwd))
     for item in inputs:
         real = os.path.realpath(item.location) if not item.is_s3 else None
         if real and not item.single_file:

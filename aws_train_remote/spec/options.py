@@ -173,6 +173,9 @@ OPTIONS = (
     Opt("sagemaker-fresh-start", STORAGE, "start without the checkpoints of earlier launches: the "
       "checkpoint location's files are moved aside to <location>-archived-<time>/ first (nothing is "
       "deleted), and later launches resume from this one", kind="bool", default=False),
+    Opt("sagemaker-model-from", STORAGE, "start from an earlier model (incremental training): a job name, "
+      "an s3:// URI of a model.tar.gz, or a local model.tar.gz or folder; it travels as the 'model' channel "
+      "and the script finds it unpacked at args.model_init, in every mode", metavar="JOB_OR_URI"),
     Opt("sagemaker-neuron-cache", STORAGE, "Trainium compile cache in S3; auto = "
       "s3://<bucket>/<prefix>/neuron-cache/<base-job-name>, none = off", default="auto"),
     Opt("sagemaker-download", STORAGE, "when the job completes, fetch model.tar.gz and unpack it "
@@ -198,6 +201,8 @@ OPTIONS = (
       default="output/model"),
     Opt("output-dir", DATA, "where the script writes other outputs (SageMaker: /opt/ml/output/data)",
       default="output/data"),
+    Opt("model-init", DATA, "where the script finds the model to start from (set by --sagemaker-model-from; "
+      "SageMaker: under /opt/ml/input/data/model)", metavar="FOLDER"),
     Opt("checkpoint-dir", DATA, "where the script writes and finds checkpoints (SageMaker: the "
       "checkpoint dir, synced with S3)", default="output/checkpoints"),
 )
