@@ -38,6 +38,9 @@ class S3Storage:
         """Every object under `uri` into `dest`, keyed relative to the URI's folder (as SageMaker's
         File mode does: an exact object key lands as its file name). `shard` (index, count): only
         this host's share, see shard_of."""
+        if not uri.startswith("s3://"):
+            raise ValueError(f"{uri} is a file system, which only a SageMaker job can mount (the sandbox cannot); "
+                             "try it in local mode with --<input>-local FOLDER")
         bucket, key = contract.split_s3(uri)
         if not key or key.endswith("/"):
             base = key
@@ -116,6 +119,17 @@ class Outcome:
 SCRIPT_STARTED = "[aws-train-remote] running: "  # the runtime's line just before it starts the script
 
 
+def channel_uri(channel: dict) -> str:
+    """Where a channel's data lives: its S3 URI, or efs://id/path, fsx://id/path for a file system
+    (which local mode maps to a local folder, as it maps uploads)."""
+    source = channel["DataSource"]
+    if "FileSystemDataSource" in source:
+        fs = source["FileSystemDataSource"]
+        scheme = "efs" if fs["FileSystemType"] == "EFS" else "fsx"
+        return f"{scheme}://{fs['FileSystemId']}{fs['DirectoryPath']}"
+    return source["S3DataSource"]["S3Uri"]
+
+
 def write_config(layout, request: dict, host: str, hosts: list) -> None:
     resources = request["ResourceConfig"]
     resource = {"current_host": host, "current_instance_type": resources["InstanceType"],
@@ -127,8 +141,8 @@ def write_config(layout, request: dict, host: str, hosts: list) -> None:
     for channel in request.get("InputDataConfig", []):
         mode = channel.get("InputMode") or request["AlgorithmSpecification"].get("TrainingInputMode", "File")
         entry = {"TrainingInputMode": "Pipe" if mode == "Pipe" else "File",
-                 "S3DistributionType": channel["DataSource"]["S3DataSource"].get("S3DataDistributionType",
-                                                                                  "FullyReplicated"),
+                 "S3DistributionType": (channel["DataSource"].get("S3DataSource") or {}).get(
+                     "S3DataDistributionType", "FullyReplicated"),
                  "RecordWrapperType": channel.get("RecordWrapperType", "None")}
         if channel.get("ContentType"):
             entry["ContentType"] = channel["ContentType"]
@@ -193,8 +207,9 @@ class LocalJob:
             os.makedirs(folder, exist_ok=True)
         for channel in self.request.get("InputDataConfig", []):
             name = channel["ChannelName"]
-            uri = channel["DataSource"]["S3DataSource"]["S3Uri"]
-            sharded = channel["DataSource"]["S3DataSource"].get("S3DataDistributionType") == "ShardedByS3Key"
+            uri = channel_uri(channel)
+            s3_source = channel["DataSource"].get("S3DataSource") or {}
+            sharded = s3_source.get("S3DataDistributionType") == "ShardedByS3Key"
             shard = (hosts.index(host), len(hosts)) if sharded else None
             if channel.get("InputMode") == "Pipe":
                 staging = os.path.join(self.workdir, host, "pipe-data", name)

@@ -15,9 +15,16 @@ import sys
 from ..aws.jobs import plural
 from ..errors import JobFailed
 from ..paths import cache_root
-from .local_job import scan_changes, shard_of
+from .local_job import channel_uri, scan_changes, shard_of
 
 LOCAL_ACCOUNT = "000000000000"
+
+
+def _fs_source(location: str) -> dict:
+    from ..spec.values import parse_fs_uri
+
+    kind, fs_id, path = parse_fs_uri(location)
+    return {"FileSystemType": kind, "FileSystemId": fs_id, "DirectoryPath": path}
 
 
 class MirrorStorage:
@@ -123,9 +130,12 @@ def run_local(spec, environ, out=None) -> int:
     request = build_request(spec, plan, account=LOCAL_ACCOUNT, bucket=bucket)
     sources = {f"s3://{bucket}/{plan.code.key.rsplit('/', 1)[0]}/": (plan.code.local, plan.code.relpath),
                f"s3://{bucket}/{plan.driver.key.rsplit('/', 1)[0]}/": (plan.driver.local, plan.driver.relpath)}
-    for item, planned in zip([i for i in spec.inputs if not i.is_s3], plan.inputs):
+    for item, planned in zip([i for i in spec.inputs if not i.is_remote], plan.inputs):
         local = (item.location, planned.files[0].relpath) if planned.single_file else item.location
         sources[f"s3://{bucket}/{planned.prefix_key}"] = local
+    for item in spec.inputs:
+        if item.is_fs:  # a file system cannot be mounted here: the user's local copy stands for it
+            sources[channel_uri({"DataSource": {"FileSystemDataSource": _fs_source(item.location)}})] = item.local
     s3_inputs = [i for i in spec.inputs if i.is_s3]
     if s3_inputs:  # real S3 data: fetched once into the local input cache, like a local run
         from ..aws.s3_cache import fetch

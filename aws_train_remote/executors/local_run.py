@@ -9,6 +9,7 @@ import os
 import sys
 
 from ..contract import IN_CONTAINER_ENV
+from ..errors import UsageError
 from ..spec.values import is_s3_uri
 
 
@@ -17,6 +18,17 @@ def run_locally(main, namespace, definition, environ):
         folder = getattr(namespace, attr, None)
         if folder:
             os.makedirs(folder, exist_ok=True)
+    from ..spec.values import is_fs_uri
+
+    for name, _ in definition.inputs:
+        location = getattr(namespace, name)
+        if is_fs_uri(location):  # only a SageMaker job can mount it: the local copy stands for it
+            flag = definition.input_flag(name)
+            local = getattr(namespace, f"{name}_local", None)
+            if not local:
+                raise UsageError(flag, location, "a file system input can only be mounted by a SageMaker job",
+                                 f"pass {flag}-local FOLDER with a local copy of it")
+            setattr(namespace, name, local)
     s3_inputs = [(name, getattr(namespace, name)) for name, _ in definition.inputs
                  if is_s3_uri(getattr(namespace, name))]
     if s3_inputs:

@@ -12,6 +12,7 @@ from .._version import __version__
 from ..contract import encode_hyperparameter as encode
 from ..errors import UsageError
 from ..spec.options import INPUT_DISTRIBUTIONS
+from ..spec.values import parse_fs_uri
 
 ACCOUNT_PLACEHOLDER = "<account>"
 LAUNCH_TAG = "aws-train-remote:launch"  # the launch token: a job carrying ours is ours to adopt
@@ -193,6 +194,11 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
     ]
     uploaded = {item.name: item for item in plan.inputs}
     for item in spec.inputs:
+        if item.is_fs:
+            kind, fs_id, path = parse_fs_uri(item.location)
+            channels.append({"ChannelName": item.name, "InputMode": "File", "DataSource": {"FileSystemDataSource": {
+                "FileSystemId": fs_id, "FileSystemAccessMode": "ro", "FileSystemType": kind, "DirectoryPath": path}}})
+            continue
         uri = item.location if item.is_s3 else _uri(bucket, uploaded[item.name].prefix_key)
         channels.append(_channel(item.name, uri, item.mode, INPUT_DISTRIBUTIONS[item.distribution]))
     cache = neuron_cache_uri(spec, bucket)

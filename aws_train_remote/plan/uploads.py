@@ -204,7 +204,7 @@ def plan_driver(prefix: str, cache_dir: str) -> PlannedFile:
 
 def bundle_selection(spec, also_exclude=()) -> source.Selection:
     """The code bundle's files: the source folder plus each dependency under _atr_deps/."""
-    exclude = [i.location for i in spec.inputs if not i.is_s3] + list(also_exclude)
+    exclude = [i.location for i in spec.inputs if not i.is_remote] + list(also_exclude)
     exclude += [spec.model_dir, spec.local_output_dir, spec.local_checkpoint_dir]
     if spec.checkpoint_initial and not spec.checkpoint_initial.startswith("s3://"):
         exclude.append(spec.checkpoint_initial)
@@ -228,7 +228,8 @@ def scan(spec, cache_dir: str, hash_file=hash_stable) -> Scan:
     """Select the code and hash the inputs. Reads only: a bad file is refused before anything
     is written, locally or in AWS."""
     selection = bundle_selection(spec, also_exclude=[cache_dir])
-    inputs = tuple(plan_input(i.name, i.location, spec.prefix, hash_file, i.flag) for i in spec.inputs if not i.is_s3)
+    inputs = tuple(plan_input(i.name, i.location, spec.prefix, hash_file, i.flag)
+                   for i in spec.inputs if not i.is_remote)
     return Scan(selection, inputs)
 
 

@@ -158,7 +158,8 @@ def _generated(definition: ScriptDefinition, defaults: dict, show_all: bool = Tr
     for name, location in definition.inputs:
         flag = definition.input_flag(name)
         yield "data", (flag,), {"dest": name, "metavar": "PATH_OR_S3",
-                                "help": f"input {name!r}: local folder/file or s3:// URI (default: {location})",
+                                "help": f"input {name!r}: local folder/file, s3:// URI, or efs://fs-id/path or "
+                                        f"fsx://fs-id/mount/path (default: {location})",
                                 "default": location}, f"input {name!r}"
         mode = dict(definition.input_modes).get(name, "File")
         yield "data", (f"{flag}-mode",), {
@@ -173,6 +174,11 @@ def _generated(definition: ScriptDefinition, defaults: dict, show_all: bool = Tr
                 "dest": f"{name}_{suffix}", **extra, "atr_compat": True,
                 "help": f"aws-sagemaker-remote's --<input>-{suffix}, kept so its scripts run: "
                         + COMPAT_INPUT_FLAGS[suffix] if show_all else argparse.SUPPRESS}, f"input {name!r}"
+        yield "data", (f"{flag}-local",), {
+            "dest": f"{name}_local", "metavar": "FOLDER", "default": None,
+            "help": f"a local copy of {name!r} when it is an efs:// or fsx:// file system, which can only be "
+                    "mounted by a SageMaker job (a local run and local mode read this folder instead)"
+            if show_all else argparse.SUPPRESS}, f"input {name!r}"
         spread = dict(definition.input_distributions).get(name, "replicated")
         yield "data", (f"{flag}-distribution",), {
             "dest": f"{name}_distribution", "default": spread, "choices": tuple(INPUT_DISTRIBUTIONS),

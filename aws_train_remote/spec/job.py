@@ -45,10 +45,20 @@ class InputSpec:
     distribution: str = "replicated"  # or "sharded": each instance gets about 1/N of the files
     suffix: str = ""  # a path inside the channel that args.<name> points at (aws-sagemaker-remote)
     model_init: bool = False  # the 'model' channel of --sagemaker-model-from: unpacked for args.model_init
+    local: str = None  # efs:// or fsx:// inputs: the local folder that stands for it (--<input>-local)
 
     @property
     def is_s3(self) -> bool:
         return values.is_s3_uri(self.location)
+
+    @property
+    def is_fs(self) -> bool:
+        return values.is_fs_uri(self.location)
+
+    @property
+    def is_remote(self) -> bool:
+        """Read where it is (S3 or a file system), never uploaded."""
+        return self.is_s3 or self.is_fs
 
 
 @dataclass(frozen=True)
@@ -401,6 +411,22 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         flag = definition.input_flag(name)
         raw = getattr(namespace, name)
         _need(raw not in (None, ""), flag, None, "no location for this input", f"pass {flag} PATH_OR_S3_URI")
+        local_copy = getattr(namespace, f"{name}_local", None)
+        if values.is_fs_uri(raw):
+            try:
+                values.parse_fs_uri(raw)
+            except ValueError as err:
+                raise UsageError(flag, raw, str(err), "e.g. efs://fs-0123abcd/datasets/train") from None
+            _need(bool(subnets), flag, raw, "a file system input is mounted through the job's VPC",
+                  "pass --sagemaker-subnets and --sagemaker-security-groups of the file system's VPC")
+            _need(getattr(namespace, f"{name}_mode") == "File", f"{flag}-mode", getattr(namespace, f"{name}_mode"),
+                  "a file system input is mounted, in File mode", f"drop {flag}-mode")
+            if v["run"] == "local":
+                _need(bool(local_copy), flag, raw, "local mode cannot mount a file system",
+                      f"pass {flag}-local FOLDER with a local copy of it")
+            inputs.append(InputSpec(name, raw, "File", flag, local=_location_or_s3(
+                f"{flag}-local", local_copy, cwd) if local_copy else None))
+            continue
         location = _location_or_s3(flag, raw, cwd)
         suffix = str(getattr(namespace, f"{name}_suffix", "") or "").strip("/")
         _need(not suffix or ".." not in suffix.split("/"), f"{flag}-suffix", suffix, "must stay inside the input",
@@ -425,7 +451,7 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
     if model_from:
         inputs.append(model_input(model_from, inputs, cwd))
     for item in inputs:
-        real = os.path.realpath(item.location) if not item.is_s3 else None
+        real = os.path.realpath(item.location) if not item.is_remote else None
         if real and not item.single_file:
             _need(not (source_dir == real or source_dir.startswith(real.rstrip(os.sep) + os.sep)),
                   item.flag, item.location, "is the source folder or holds it (inputs are kept out of the code "

@@ -117,6 +117,30 @@ def is_s3_uri(text) -> bool:
     return isinstance(text, str) and text.startswith("s3://")
 
 
+FILE_SYSTEMS = {"efs://": "EFS", "fsx://": "FSxLustre"}
+_FS_ID = re.compile(r"^fs-[0-9a-f]{8,40}$")
+
+
+def is_fs_uri(text) -> bool:
+    """efs://fs-id/path or fsx://fs-id/mount-name/path: a file system the job mounts."""
+    return isinstance(text, str) and text.startswith(tuple(FILE_SYSTEMS))
+
+
+def parse_fs_uri(text: str):
+    """(FileSystemType, FileSystemId, DirectoryPath), or ValueError saying what is expected."""
+    scheme = next(s for s in FILE_SYSTEMS if text.startswith(s))
+    fs_id, _, path = text[len(scheme):].partition("/")
+    if not _FS_ID.match(fs_id):
+        raise ValueError(f"{fs_id!r} is not a file system id (fs-0123abcd...)")
+    kind = FILE_SYSTEMS[scheme]
+    path = "/" + path.strip("/")
+    if kind == "FSxLustre" and path == "/":
+        raise ValueError("an FSx for Lustre path starts with the file system's mount name: fsx://fs-id/MOUNT/path")
+    if ".." in path.split("/"):
+        raise ValueError("the path may not contain ..")
+    return kind, fs_id, path
+
+
 def parse_s3_uri(raw) -> str:
     text = parse_str(raw)
     split_s3(text)
