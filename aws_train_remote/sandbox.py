@@ -249,6 +249,10 @@ class FaultInjector:
         return [payload]
 
 
+CAPACITY_REASON = ("CapacityError: Unable to provision requested ML compute capacity. Please retry using a "
+                   "different ML instance type.")
+
+
 class LoopbackAws:
     """moto behind the fault injector on 127.0.0.1:<free port>, in a thread of this process."""
 
@@ -273,6 +277,10 @@ class LoopbackAws:
         self.injector.guards["SageMaker.CreateTrainingJob"] = self._refuse_taken_name
         self.run_jobs = run_jobs  # False: jobs stay as moto leaves them (tests script their states)
         self.runners = {}
+        # capacity SageMaker cannot find: a job asking for one of these instance types (or for spot,
+        # with no_spot_capacity) fails at once with SageMaker's CapacityError, as on AWS
+        self.no_capacity = set()
+        self.no_spot_capacity = False
         self.injector.after["SageMaker.CreateTrainingJob"] = self._start_job
 
     def stop(self):
@@ -316,6 +324,11 @@ class LoopbackAws:
         if not self.run_jobs:
             return
         request = json.loads(body)
+        if request["ResourceConfig"]["InstanceType"] in self.no_capacity or (
+                self.no_spot_capacity and request.get("EnableManagedSpotTraining")):
+            self.set_job(request["TrainingJobName"], training_job_status="Failed", secondary_status="Failed",
+                         failure_reason=CAPACITY_REASON)
+            return
         runner = SandboxJob(self, request)
         self.runners[request["TrainingJobName"]] = runner
         runner.start()

@@ -40,6 +40,7 @@ def aws(loopback, monkeypatch):
     """A clean moto server on 127.0.0.1 and the environment that points boto3 at it. Jobs are
     not run: the test sets their states (moto_fidelity.md 1.6)."""
     loopback.run_jobs = False
+    loopback.no_capacity, loopback.no_spot_capacity = set(), False
     loopback.reset()
     for key, value in loopback.env().items():
         monkeypatch.setenv(key, value)

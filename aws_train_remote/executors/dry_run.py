@@ -41,6 +41,11 @@ def dry_run_document(spec, environ) -> dict:
     from ..spec.images import distribution_note, image_note
 
     notes.append(image_note(spec, spec.image_given))
+    if spec.instance_fallbacks or spec.spot_fallback:
+        from .sagemaker import attempts
+
+        order = ", ".join(f"{a.instance_type} ({'spot' if a.spot else 'on demand'})" for a in attempts(spec))
+        notes.append(f"capacity fallback: a job that cannot get capacity is relaunched in this order: {order}")
     notes += [note for note in (distribution_note(spec),) if note]
     if plan.skipped:
         notes.append(f"{len(plan.skipped)} files or folders of the source are kept out of the code bundle "

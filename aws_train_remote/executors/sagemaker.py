@@ -239,6 +239,30 @@ def refuse_taken_name(sm, name: str) -> None:
                          "account and region", "choose another name, or drop the flag for a generated one")
 
 
+class NoCapacity(AwsError):
+    """SageMaker could not provide the instances asked for (on creation)."""
+
+
+CAPACITY_MARKERS = ("CapacityError", "InsufficientCapacity", "ResourceLimitExceeded",
+                    "Unable to provision requested ML compute capacity")
+
+
+def is_capacity_failure(text: str) -> bool:
+    return any(marker in (text or "") for marker in CAPACITY_MARKERS)
+
+
+def attempts(spec) -> list:
+    """The specs to try in order: each instance type of --sagemaker-instance's list, and with
+    --sagemaker-spot-fallback the same again on demand. Same data, same checkpoint prefix."""
+    import dataclasses
+
+    choices = [(spec.instance_type, spec.image), *spec.instance_fallbacks]
+    modes = [spec.spot] + ([False] if spec.spot and spec.spot_fallback else [])
+    return [dataclasses.replace(spec, instance_type=kind, image=image, spot=spot,
+                                max_wait=spec.max_wait if spot else None, instance_fallbacks=(), spot_fallback=False)
+            for spot in modes for kind, image in choices]
+
+
 def create_or_adopt(sm, request: dict, token: str) -> str:
     """CreateTrainingJob, made idempotent by the launch token: "created"; "adopted" when the
     name is in use by the job this very launch created (its first reply was lost and botocore's
@@ -252,6 +276,8 @@ def create_or_adopt(sm, request: dict, token: str) -> str:
         sm.create_training_job(**request)
         return "created"
     except ClientError as err:
+        if is_capacity_failure(f"{error_code(err)} {err}"):
+            raise NoCapacity(f"CreateTrainingJob failed: {err}") from None
         if error_code(err) != "ResourceInUse":
             raise AwsError(f"CreateTrainingJob failed: {err}") from None
     owner = launch_token_of(sm, request["TrainingJobName"], LAUNCH_TAG)
@@ -359,6 +385,46 @@ def launch_and_follow(spec, environ, *, session=None, out=None, sleep=time.sleep
 
 
 def _launch_and_follow(spec, environ, session, out, sleep) -> int:
+    tries = attempts(spec)
+    for number, attempt in enumerate(tries):
+        last = number + 1 == len(tries)
+        if number:
+            attempt = _renamed(attempt)
+        try:
+            result = _launch_one(attempt, environ, session, out, sleep, last)
+        except NoCapacity as err:
+            if last:
+                raise
+            _say_fallback(tries[number + 1], str(err), out)
+            continue
+        if result is not None:
+            return result
+        _say_fallback(tries[number + 1], "the job could not get capacity", out)
+    return 1  # not reached: the last attempt returns or raises
+
+
+def _renamed(spec):
+    """A relaunch needs a fresh job name and launch token (names are unique, tokens per create)."""
+    import dataclasses
+    import datetime
+    import secrets
+
+    from ..spec.naming import unique_job_name
+
+    name = unique_job_name(spec.base_job_name, datetime.datetime.now(datetime.timezone.utc), secrets.token_hex(3))
+    return dataclasses.replace(spec, job_name=name, explicit_job_name=False, launch_token=secrets.token_hex(16))
+
+
+def _say_fallback(next_spec, why: str, out) -> None:
+    how = "on demand" if not next_spec.spot else "on spot capacity"
+    print(f"no capacity ({why.splitlines()[0][:200]}); relaunching on {next_spec.instance_type} {how}, with the "
+          "same data and checkpoints", file=out)
+    out.flush()
+
+
+def _launch_one(spec, environ, session, out, sleep, last: bool):
+    """One launch and its follow: the exit status, or None when it failed for capacity and another
+    attempt remains."""
     launched = launch(spec, session, environ, out=out)
     from ..launches import record_launch
 
@@ -374,6 +440,8 @@ def _launch_and_follow(spec, environ, session, out, sleep) -> int:
     if spec.output_json:
         write_description(session.client("sagemaker"), launched.job_name, spec.output_json)
     status = desc["TrainingJobStatus"]
+    if status == "Failed" and not last and is_capacity_failure(desc.get("FailureReason")):
+        return None
     if status != "Completed":
         from ..aws.jobs import exit_status, first_line
 

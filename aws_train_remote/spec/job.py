@@ -130,6 +130,8 @@ class JobSpec:
     local_output_dir: str = None
     local_checkpoint_dir: str = None
     output_json: str = None  # --sagemaker-output-json FILE, absolute
+    instance_fallbacks: tuple = ()  # ((type, image), ...): the rest of --sagemaker-instance's list, in order
+    spot_fallback: bool = False
     experiment_name: str = None
     trial_name: str = None
 
@@ -203,6 +205,17 @@ def model_input(raw: str, inputs, cwd: str) -> InputSpec:
     return InputSpec(MODEL_CHANNEL, location, "File", "--model-init", single_file=single, model_init=True)
 
 
+def _default_image(v, instance: str, region: str) -> str:
+    try:
+        return images.default_image(v["framework"], v["framework_version"], instance, region)
+    except images.UnknownFamily as err:
+        raise UsageError("--sagemaker-instance", instance, str(err),
+                         "pass --sagemaker-image URI with an image for it") from None
+    except ValueError as err:
+        raise UsageError("--sagemaker-framework-version", v["framework_version"], str(err),
+                         "pick a listed version or pass --sagemaker-image URI") from None
+
+
 def _auto_s3(flag, raw) -> str:
     text = str(raw)
     if text.lower() == "default":  # aws-sagemaker-remote's word for auto
@@ -236,9 +249,13 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
     _need(bool(REGION.match(region)), "--sagemaker-region", region, "not an AWS region name",
           "use a name such as us-east-1 or eu-west-1")
 
-    instance = v["instance"]
-    _need(bool(INSTANCE_TYPE.match(instance)), "--sagemaker-instance", instance,
-          "not a SageMaker instance type", "use a type such as ml.m5.large, ml.g5.xlarge or ml.trn1.32xlarge")
+    choices = [t.strip() for t in str(v["instance"]).split(",") if t.strip()] or [""]
+    for choice in choices:
+        _need(bool(INSTANCE_TYPE.match(choice)), "--sagemaker-instance", choice,
+              "not a SageMaker instance type", "use a type such as ml.m5.large, ml.g5.xlarge or ml.trn1.32xlarge")
+    _need(len(set(choices)) == len(choices), "--sagemaker-instance", v["instance"], "lists a type twice",
+          "list each instance type once, in order of preference")
+    instance, fallbacks = choices[0], tuple(choices[1:])
     count = v["instance_count"]
     _need(1 <= count <= 100, "--sagemaker-instance-count", count, "out of range", "use 1 to 100")
     _need(1 <= v["volume_size"] <= 16384, "--sagemaker-volume-size", v["volume_size"], "out of range",
@@ -254,6 +271,8 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
           "use 0 to 3600 seconds")
 
     spot = v["spot"]
+    _need(spot or not v["spot_fallback"], "--sagemaker-spot-fallback", "yes", "only applies to spot jobs",
+          "add --sagemaker-spot or drop --sagemaker-spot-fallback")
     max_wait = v.get("max_wait")
     if max_wait is not None and not spot:
         raise UsageError("--sagemaker-max-wait", max_wait, "only applies to spot jobs",
@@ -326,15 +345,9 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
     if image:
         _need(len(image) <= 255 and bool(IMAGE_URI.match(image)), "--sagemaker-image", image,
               "not a container image URI", "use e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/my-image:1.0")
-    else:
-        try:
-            image = images.default_image(v["framework"], v["framework_version"], instance, region)
-        except images.UnknownFamily as err:
-            raise UsageError("--sagemaker-instance", instance, str(err),
-                             "pass --sagemaker-image URI with an image for it") from None
-        except ValueError as err:
-            raise UsageError("--sagemaker-framework-version", v["framework_version"], str(err),
-                             "pick a listed version or pass --sagemaker-image URI") from None
+    images_by_choice = {choice: image or _default_image(v, choice, region) for choice in choices}
+    image = images_by_choice[instance]
+    fallbacks = tuple((choice, images_by_choice[choice]) for choice in fallbacks)
 
     environment = tuple(v.get("env") or ())
     _need(len(environment) <= ENV_LIMIT, "--sagemaker-env", len(environment), "too many variables",
@@ -496,5 +509,6 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         local_output_dir=os.path.abspath(os.path.join(cwd, str(namespace.output_dir))),
         local_checkpoint_dir=os.path.abspath(os.path.join(cwd, str(namespace.checkpoint_dir))),
         output_json=os.path.abspath(os.path.join(cwd, v["output_json"])) if v.get("output_json") else None,
-        experiment_name=experiment, trial_name=trial,
+        experiment_name=experiment, trial_name=trial, instance_fallbacks=fallbacks,
+        spot_fallback=v["spot_fallback"],
     )

@@ -114,7 +114,9 @@ OPTIONS = (
       choices=("pytorch",)),
     Opt("sagemaker-framework-version", JOB, "PyTorch version of the default image (2.3 to 2.13; 2.13 = 2.13.0)",
         default="2.13.0"),
-    Opt("sagemaker-instance", JOB, "instance type", default="ml.m5.large",
+    Opt("sagemaker-instance", JOB, "instance type, or an ordered list (ml.p5.48xlarge,ml.p4d.24xlarge): when "
+      "a job cannot get capacity it is relaunched on the next, with the same data and checkpoints",
+      default="ml.m5.large",
       aliases=("sagemaker-training-instance",), keyword_aliases=("training_instance",)),
     Opt("sagemaker-instance-count", JOB, "number of instances", kind="int", default=1,
       aliases=("sagemaker-training-instance-count",), keyword_aliases=("training_instance_count",)),
@@ -128,8 +130,11 @@ OPTIONS = (
       default=False),
     Opt("sagemaker-max-wait", JOB, "spot: maximum time to wait plus run (default: max-run + 1h)",
       kind="duration"),
-    Opt("sagemaker-max-retries", JOB, "retry the job this many times on internal/capacity errors "
-      "(0-30)", kind="int", default=0),
+    Opt("sagemaker-max-retries", JOB, "SageMaker's RetryStrategy: retry the job up to this many times (0-30) "
+      "when it fails with an InternalServerError; capacity shortages are not retried by it (see the instance "
+      "list of --sagemaker-instance and --sagemaker-spot-fallback)", kind="int", default=0),
+    Opt("sagemaker-spot-fallback", JOB, "when a spot job cannot get capacity, relaunch it on demand with the "
+      "same data and checkpoints", kind="bool", default=False),
     Opt("sagemaker-keep-alive", JOB, "keep instances warm this long after the job (0-3600 s)",
       kind="duration", default=0),
     Opt("sagemaker-env", JOB, "environment variable for the job, KEY=VALUE (repeatable)", kind="pairs",
