@@ -324,7 +324,7 @@ class LoopbackAws:
         if not self.run_jobs:
             return
         request = json.loads(body)
-        if request["ResourceConfig"]["InstanceType"] in self.no_capacity or (
+        if request["ResourceConfig"].get("InstanceType") in self.no_capacity or (
                 self.no_spot_capacity and request.get("EnableManagedSpotTraining")):
             self.set_job(request["TrainingJobName"], training_job_status="Failed", secondary_status="Failed",
                          failure_reason=CAPACITY_REASON)

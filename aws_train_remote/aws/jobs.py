@@ -56,6 +56,8 @@ def job_record(desc: dict) -> dict:
         "billable_seconds": desc.get("BillableTimeInSeconds"),
         "instance_type": resources.get("InstanceType"),
         "instance_count": resources.get("InstanceCount"),
+        "instance_groups": [{"name": g.get("InstanceGroupName"), "instance_type": g.get("InstanceType"),
+                             "instance_count": g.get("InstanceCount")} for g in resources.get("InstanceGroups") or []],
         "spot": bool(desc.get("EnableManagedSpotTraining")),
         "image": (desc.get("AlgorithmSpecification") or {}).get("TrainingImage"),
         "model_artifacts": (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts"),

@@ -130,12 +130,33 @@ def channel_uri(channel: dict) -> str:
     return source["S3DataSource"]["S3Uri"]
 
 
-def write_config(layout, request: dict, host: str, hosts: list) -> None:
+def instance_groups(request: dict) -> list:
+    """[(group name, instance type, [hosts])]: the request's InstanceGroups with hosts named
+    algo-1.. across the groups in order, or one homogeneousCluster, as SageMaker's resourceconfig."""
     resources = request["ResourceConfig"]
-    resource = {"current_host": host, "current_instance_type": resources["InstanceType"],
-                "current_group_name": "homogeneousCluster", "hosts": hosts,
-                "instance_groups": [{"instance_group_name": "homogeneousCluster",
-                                     "instance_type": resources["InstanceType"], "hosts": hosts}],
+    groups = resources.get("InstanceGroups") or [{"InstanceGroupName": "homogeneousCluster",
+                                                  "InstanceType": resources["InstanceType"],
+                                                  "InstanceCount": resources["InstanceCount"]}]
+    out, number = [], 0
+    for group in groups:
+        hosts = [f"algo-{number + i + 1}" for i in range(int(group["InstanceCount"]))]
+        number += len(hosts)
+        out.append((group["InstanceGroupName"], group["InstanceType"], hosts))
+    return out
+
+
+def group_of(request: dict, host: str):
+    """(group name, instance type) of one host."""
+    return next((name, kind) for name, kind, hosts in instance_groups(request) if host in hosts)
+
+
+def write_config(layout, request: dict, host: str, hosts: list) -> None:
+    groups = instance_groups(request)
+    current_group, current_type = group_of(request, host)
+    resource = {"current_host": host, "current_instance_type": current_type,
+                "current_group_name": current_group, "hosts": hosts,
+                "instance_groups": [{"instance_group_name": name, "instance_type": kind, "hosts": members}
+                                    for name, kind, members in groups],
                 "network_interface_name": "eth0"}
     data_config = {}
     for channel in request.get("InputDataConfig", []):
@@ -184,7 +205,7 @@ class LocalJob:
         return self.request["TrainingJobName"]
 
     def hosts(self) -> list:
-        return [f"algo-{i + 1}" for i in range(int(self.request["ResourceConfig"]["InstanceCount"]))]
+        return [host for _, _, members in instance_groups(self.request) for host in members]
 
     def layout(self, host: str) -> contract.Layout:
         return contract.Layout(os.path.join(self.workdir, host, "opt", "ml"))
@@ -209,8 +230,13 @@ class LocalJob:
             name = channel["ChannelName"]
             uri = channel_uri(channel)
             s3_source = channel["DataSource"].get("S3DataSource") or {}
+            if s3_source.get("InstanceGroupNames") and group_of(self.request, host)[0] not in \
+                    s3_source["InstanceGroupNames"]:
+                continue  # a channel restricted to other instance groups: this host does not get it
             sharded = s3_source.get("S3DataDistributionType") == "ShardedByS3Key"
-            shard = (hosts.index(host), len(hosts)) if sharded else None
+            receivers = [h for h in hosts if not s3_source.get("InstanceGroupNames")
+                         or group_of(self.request, h)[0] in s3_source["InstanceGroupNames"]]
+            shard = (receivers.index(host), len(receivers)) if sharded else None
             if channel.get("InputMode") == "Pipe":
                 staging = os.path.join(self.workdir, host, "pipe-data", name)
                 self.storage.fetch(uri, staging, shard)

@@ -83,7 +83,10 @@ def status_lines(sm, job: str):
     lines = summary_lines(desc, full_reason=True)
     lines.insert(1, f"secondary status: {desc.get('SecondaryStatus')}")
     resources = desc.get("ResourceConfig") or {}
-    lines.insert(2, f"instances: {resources.get('InstanceCount')} x {resources.get('InstanceType')}")
+    lines.insert(2, "instances: " + (", ".join(f"{g['InstanceGroupName']} {g['InstanceCount']} x {g['InstanceType']}"
+                                               for g in resources["InstanceGroups"])
+                                     if resources.get("InstanceGroups") else
+                                     f"{resources.get('InstanceCount')} x {resources.get('InstanceType')}"))
     return lines, desc
 
 

@@ -148,6 +148,8 @@ def hyperparameters(spec) -> dict:
         ours[contract.HP_NPROC] = encode(spec.nproc_per_node)
     if spec.distribution == "torchrun":
         ours[contract.HP_TORCH_DISTRIBUTED] = "true"
+    if spec.instance_groups:  # the toolkit's key: the groups the distribution runs on
+        ours["sagemaker_distribution_instance_groups"] = encode([spec.distribution_group])
     ours.update(contract.encode_argv(spec.container_argv))
     for key in ours:
         if key in hps:
@@ -201,6 +203,8 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
             continue
         uri = item.location if item.is_s3 else _uri(bucket, uploaded[item.name].prefix_key)
         channels.append(_channel(item.name, uri, item.mode, INPUT_DISTRIBUTIONS[item.distribution]))
+        if item.instance_groups:
+            channels[-1]["DataSource"]["S3DataSource"]["InstanceGroupNames"] = list(item.instance_groups)
     cache = neuron_cache_uri(spec, bucket)
     if cache:
         channels.append(_channel(contract.NEURON_CACHE_CHANNEL, cache))
@@ -208,8 +212,13 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
     output = {"S3OutputPath": output_uri(spec, bucket)}
     if spec.kms_key:
         output["KmsKeyId"] = spec.kms_key
-    resources = {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
-                 "VolumeSizeInGB": spec.volume_size}
+    if spec.instance_groups:  # a heterogeneous cluster: InstanceGroups instead of type and count
+        resources = {"InstanceGroups": [{"InstanceType": kind, "InstanceCount": count, "InstanceGroupName": name}
+                                        for name, kind, count in spec.instance_groups],
+                     "VolumeSizeInGB": spec.volume_size}
+    else:
+        resources = {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
+                     "VolumeSizeInGB": spec.volume_size}
     if spec.volume_kms_key:
         resources["VolumeKmsKeyId"] = spec.volume_kms_key
     if spec.keep_alive:

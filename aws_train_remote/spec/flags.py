@@ -174,6 +174,10 @@ def _generated(definition: ScriptDefinition, defaults: dict, show_all: bool = Tr
                 "dest": f"{name}_{suffix}", **extra, "atr_compat": True,
                 "help": f"aws-sagemaker-remote's --<input>-{suffix}, kept so its scripts run: "
                         + COMPAT_INPUT_FLAGS[suffix] if show_all else argparse.SUPPRESS}, f"input {name!r}"
+        yield "data", (f"{flag}-instance-groups",), {
+            "dest": f"{name}_instance_groups", "metavar": "NAMES", "default": None,
+            "help": f"a heterogeneous cluster: only these instance groups (comma-separated) get {name!r}"
+            if show_all else argparse.SUPPRESS}, f"input {name!r}"
         yield "data", (f"{flag}-local",), {
             "dest": f"{name}_local", "metavar": "FOLDER", "default": None,
             "help": f"a local copy of {name!r} when it is an efs:// or fsx:// file system, which can only be "

@@ -46,6 +46,7 @@ class InputSpec:
     suffix: str = ""  # a path inside the channel that args.<name> points at (aws-sagemaker-remote)
     model_init: bool = False  # the 'model' channel of --sagemaker-model-from: unpacked for args.model_init
     local: str = None  # efs:// or fsx:// inputs: the local folder that stands for it (--<input>-local)
+    instance_groups: tuple = ()  # a heterogeneous cluster: only these groups get the input
 
     @property
     def is_s3(self) -> bool:
@@ -131,6 +132,8 @@ class JobSpec:
     local_checkpoint_dir: str = None
     output_json: str = None  # --sagemaker-output-json FILE, absolute
     instance_fallbacks: tuple = ()  # ((type, image), ...): the rest of --sagemaker-instance's list, in order
+    instance_groups: tuple = ()  # ((name, type, count), ...): a heterogeneous cluster
+    distribution_group: str = None  # the group torchrun runs on (instance_type is its type)
     spot_fallback: bool = False
     experiment_name: str = None
     trial_name: str = None
@@ -205,6 +208,26 @@ def model_input(raw: str, inputs, cwd: str) -> InputSpec:
     return InputSpec(MODEL_CHANNEL, location, "File", "--model-init", single_file=single, model_init=True)
 
 
+GROUP_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,63}$")
+GROUP_LIMIT = 5
+
+
+def _instance_groups(pairs) -> tuple:
+    """--sagemaker-instance-group NAME=TYPE:COUNT pairs as ((name, type, count), ...)."""
+    flag = "--sagemaker-instance-group"
+    groups = []
+    for name, spec in pairs:
+        kind, _, count = spec.partition(":")
+        _need(bool(GROUP_NAME.match(name)), flag, f"{name}={spec}", "not a valid instance group name",
+              "use letters, digits and hyphens, e.g. --sagemaker-instance-group gpus=ml.g5.xlarge:2")
+        _need(bool(INSTANCE_TYPE.match(kind)) and count.isdigit() and int(count) >= 1, flag, f"{name}={spec}",
+              "expected NAME=TYPE:COUNT", "e.g. --sagemaker-instance-group gpus=ml.g5.xlarge:2")
+        groups.append((name, kind, int(count)))
+    _need(len(groups) <= GROUP_LIMIT, flag, len(groups), "too many instance groups",
+          f"SageMaker allows {GROUP_LIMIT}")
+    return tuple(groups)
+
+
 def _default_image(v, instance: str, region: str) -> str:
     try:
         return images.default_image(v["framework"], v["framework_version"], instance, region)
@@ -256,6 +279,19 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
     _need(len(set(choices)) == len(choices), "--sagemaker-instance", v["instance"], "lists a type twice",
           "list each instance type once, in order of preference")
     instance, fallbacks = choices[0], tuple(choices[1:])
+    cluster_groups = _instance_groups(v.get("instance_group") or ())
+    distribution_group = v.get("distribution_group")
+    _need(not distribution_group or bool(cluster_groups), "--sagemaker-distribution-group", distribution_group,
+          "only applies to a heterogeneous cluster", "add --sagemaker-instance-group NAME=TYPE:COUNT flags")
+    if cluster_groups:
+        _need(not fallbacks, "--sagemaker-instance", v["instance"], "an instance list does not combine with "
+              "instance groups", "drop the list, or the --sagemaker-instance-group flags")
+        names = [g[0] for g in cluster_groups]
+        distribution_group = distribution_group or names[0]
+        _need(distribution_group in names, "--sagemaker-distribution-group", distribution_group,
+              "is not one of the instance groups", "use one of: " + ", ".join(names))
+        instance = next(kind for name, kind, _ in cluster_groups if name == distribution_group)
+        v = {**v, "instance_count": sum(count for _, _, count in cluster_groups)}
     count = v["instance_count"]
     _need(1 <= count <= 100, "--sagemaker-instance-count", count, "out of range", "use 1 to 100")
     _need(1 <= v["volume_size"] <= 16384, "--sagemaker-volume-size", v["volume_size"], "out of range",
@@ -449,10 +485,16 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
               "loop over the data in the script (e.g. more epochs)")
         _need(not getattr(namespace, f"{name}_shuffle", False), f"{flag}-shuffle", "yes",
               "shuffling an input is not supported", "shuffle in the script's data loader")
+        only = tuple(values.parse_list(getattr(namespace, f"{name}_instance_groups", None) or ()))
+        _need(not only or bool(cluster_groups), f"{flag}-instance-groups", ",".join(only), "only applies to a "
+              "heterogeneous cluster", "add --sagemaker-instance-group NAME=TYPE:COUNT flags")
+        unknown = [g for g in only if g not in [n for n, _, _ in cluster_groups]]
+        _need(not unknown, f"{flag}-instance-groups", ",".join(unknown), "is not one of the instance groups",
+              "use the names given to --sagemaker-instance-group")
         inputs.append(InputSpec(name, location, getattr(namespace, f"{name}_mode"), flag,
                                 single_file=not values.is_s3_uri(location) and not os.path.isdir(location),
                                 distribution=getattr(namespace, f"{name}_distribution", "replicated"),
-                                suffix=suffix))
+                                suffix=suffix, instance_groups=only))
     dependencies = []
     for name, _default in definition.dependencies:
         flag = definition.dependency_flag(name)
@@ -510,5 +552,6 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         local_checkpoint_dir=os.path.abspath(os.path.join(cwd, str(namespace.checkpoint_dir))),
         output_json=os.path.abspath(os.path.join(cwd, v["output_json"])) if v.get("output_json") else None,
         experiment_name=experiment, trial_name=trial, instance_fallbacks=fallbacks,
+        instance_groups=cluster_groups, distribution_group=distribution_group,
         spot_fallback=v["spot_fallback"],
     )

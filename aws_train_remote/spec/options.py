@@ -120,6 +120,12 @@ OPTIONS = (
       aliases=("sagemaker-training-instance",), keyword_aliases=("training_instance",)),
     Opt("sagemaker-instance-count", JOB, "number of instances", kind="int", default=1,
       aliases=("sagemaker-training-instance-count",), keyword_aliases=("training_instance_count",)),
+    Opt("sagemaker-instance-group", JOB, "a heterogeneous cluster: one group of instances, NAME=TYPE:COUNT "
+      "(repeatable, up to 5); replaces --sagemaker-instance and --sagemaker-instance-count", kind="pairs",
+      metavar="NAME=TYPE:COUNT", repeat=True),
+    Opt("sagemaker-distribution-group", JOB, "a heterogeneous cluster: the group the distribution "
+      "(torchrun) runs on (default: the first group); the other groups run one plain process each",
+      metavar="NAME"),
     Opt("sagemaker-volume-size", JOB, "EBS volume per instance in GB", kind="int", default=30,
       aliases=("sagemaker-training-volume-size",), keyword_aliases=("volume_size_in_gb",)),
     Opt("sagemaker-max-run", JOB, "maximum run time (seconds, or 90m, 2h, 1d)", kind="duration",
