@@ -2,7 +2,6 @@
 ResourceConfig.InstanceGroups, an input can be restricted to groups, torchrun runs on one named
 group; local mode runs every group's hosts with the resourceconfig SageMaker writes."""
 import json
-import os
 
 from conftest import run_python, write_script
 from test_dry_run import validate_create_training_job
