@@ -281,6 +281,7 @@ class LoopbackAws:
         # with no_spot_capacity) fails at once with SageMaker's CapacityError, as on AWS
         self.no_capacity = set()
         self.no_spot_capacity = False
+        self.warm_pools = {}  # match key -> (job that kept it, expiry time): --sagemaker-keep-alive
         self.injector.after["SageMaker.CreateTrainingJob"] = self._start_job
 
     def stop(self):
@@ -329,9 +330,37 @@ class LoopbackAws:
             self.set_job(request["TrainingJobName"], training_job_status="Failed", secondary_status="Failed",
                          failure_reason=CAPACITY_REASON)
             return
-        runner = SandboxJob(self, request)
+        reused = self._take_warm_pool(request)
+        runner = SandboxJob(self, request, reused_from=reused)
         self.runners[request["TrainingJobName"]] = runner
         runner.start()
+
+    @staticmethod
+    def _pool_key(request) -> str:
+        """What a job must match to reuse a warm pool (AWS: role, instances, volume, network)."""
+        resources = request["ResourceConfig"]
+        return json.dumps([request.get("RoleArn"), resources.get("InstanceType"), resources.get("InstanceCount"),
+                           resources.get("InstanceGroups"), resources.get("VolumeSizeInGB"),
+                           request.get("VpcConfig")], sort_keys=True)
+
+    def keep_warm_pool(self, request) -> None:
+        keep = request["ResourceConfig"].get("KeepAlivePeriodInSeconds") or 0
+        if keep:
+            self.warm_pools[self._pool_key(request)] = (request["TrainingJobName"], time.time() + keep)
+            self.set_job(request["TrainingJobName"], warm_pool_status={
+                "Status": "Available", "ResourceRetainedBillableTimeInSeconds": 0})
+
+    def _take_warm_pool(self, request):
+        """The job whose warm pool this new job takes over, if one matches and is still kept."""
+        kept = self.warm_pools.pop(self._pool_key(request), None)
+        if kept is None or kept[1] < time.time():
+            return None
+        earlier, expiry = kept
+        keep = self.job(earlier).resource_config.get("KeepAlivePeriodInSeconds") or 0
+        self.set_job(earlier, warm_pool_status={
+            "Status": "Reused", "ReusedByJob": request["TrainingJobName"],
+            "ResourceRetainedBillableTimeInSeconds": max(0, round(keep - (expiry - time.time())))})
+        return earlier
 
     def wait_for_jobs(self, timeout: float = 300) -> None:
         deadline = time.time() + timeout
@@ -400,7 +429,7 @@ class SandboxJob:
 
     FLUSH_SECONDS = 0.3
 
-    def __init__(self, sandbox: LoopbackAws, request: dict):
+    def __init__(self, sandbox: LoopbackAws, request: dict, reused_from: str = None):
         import datetime
 
         from .executors.local_job import LocalJob, S3Storage
@@ -419,6 +448,8 @@ class SandboxJob:
                             on_status=self._status, env=env)
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"sandbox-{self.name}")
         self.start_time = None
+        self.request = request
+        self.reused_from = reused_from
 
     def start(self):
         now = self.datetime.datetime.now(self.datetime.timezone.utc)
@@ -432,6 +463,8 @@ class SandboxJob:
         self.job.stop("Stopped")
 
     def _status(self, status, message):
+        if status == "Starting" and self.reused_from:
+            message = f"Reusing the instances kept in the warm pool of {self.reused_from}"
         now = self.datetime.datetime.now(self.datetime.timezone.utc)
         if self.transitions:
             self.transitions[-1]["EndTime"] = now
@@ -488,3 +521,5 @@ class SandboxJob:
                              training_time_in_seconds=outcome.training_seconds,
                              billable_time_in_seconds=outcome.training_seconds, training_end_time=now,
                              last_modified_time=now)
+        if outcome.status == "Completed":
+            self.sandbox.keep_warm_pool(self.request)

@@ -93,7 +93,13 @@ def summary_lines(desc: dict, full_reason: bool = False) -> list:
         parts.append(f"billable {billable} s")
     if desc.get("EnableManagedSpotTraining") and training and billable is not None:
         parts.append(f"spot savings {100.0 * (1 - billable / training):.0f}%")
+    provisioning = provisioning_seconds(desc)
+    if provisioning is not None:
+        parts.append(f"provisioning {provisioning} s")
     lines = [", ".join(parts)]
+    warm = warm_pool_line(desc)
+    if warm:
+        lines.append(warm)
     artifacts = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
     if artifacts and status == "Completed":
         lines.append(f"model: {artifacts}")
@@ -101,6 +107,40 @@ def summary_lines(desc: dict, full_reason: bool = False) -> list:
         reason = desc["FailureReason"] if full_reason else first_line(desc["FailureReason"])
         lines.append(f"failure reason: {reason}")
     return lines
+
+
+def provisioning_seconds(desc: dict):
+    """How long the job spent Starting (getting and preparing its instances), from its secondary
+    status transitions; None before it has left Starting."""
+    transitions = desc.get("SecondaryStatusTransitions") or []
+    for i, t in enumerate(transitions):
+        if t.get("Status") == "Starting":
+            end = t.get("EndTime") or (transitions[i + 1].get("StartTime") if i + 1 < len(transitions) else None)
+            if end is not None and t.get("StartTime") is not None:
+                return max(0, round((end - t["StartTime"]).total_seconds()))
+    return None
+
+
+def warm_pool_line(desc: dict):
+    """What became of the job's warm pool (--sagemaker-keep-alive), or None without one."""
+    pool = desc.get("WarmPoolStatus") or {}
+    status = pool.get("Status")
+    if not status:
+        return None
+    billed = pool.get("ResourceRetainedBillableTimeInSeconds")
+    billed = f"; kept {billed} s billable" if billed else ""
+    keep = (desc.get("ResourceConfig") or {}).get("KeepAlivePeriodInSeconds")
+    return {"Available": f"warm pool: the instances are kept {keep} s for a matching job{billed}",
+            "InUse": f"warm pool: in use{billed}",
+            "Reused": f"warm pool: reused by job {pool.get('ReusedByJob')}{billed}",
+            "Terminated": f"warm pool: terminated{billed}"}.get(status, f"warm pool: {status}{billed}")
+
+
+def reused_pool_of(sm, job: str, earlier: str):
+    """`earlier` if its warm pool went to `job` (AWS records reuse on the pool's own job), else None."""
+    desc = describe_or_none(sm, earlier) if earlier and earlier != job else None
+    pool = (desc or {}).get("WarmPoolStatus") or {}
+    return earlier if pool.get("Status") == "Reused" and pool.get("ReusedByJob") == job else None
 
 
 def plural(count: int, noun: str) -> str:

@@ -425,9 +425,10 @@ def _say_fallback(next_spec, why: str, out) -> None:
 def _launch_one(spec, environ, session, out, sleep, last: bool):
     """One launch and its follow: the exit status, or None when it failed for capacity and another
     attempt remains."""
-    launched = launch(spec, session, environ, out=out)
-    from ..launches import record_launch
+    from ..launches import last_launch, record_launch
 
+    earlier = (last_launch(environ) or (None, None))[0] if spec.keep_alive else None
+    launched = launch(spec, session, environ, out=out)
     record_launch(launched.job_name, spec.region, environ)
     print_started(launched.job_name, spec.region, out, environ)
     if spec.output_json:
@@ -439,6 +440,11 @@ def _launch_one(spec, environ, session, out, sleep, last: bool):
                       out=out, sleep=sleep)
     if spec.output_json:
         write_description(session.client("sagemaker"), launched.job_name, spec.output_json)
+    if earlier:
+        from ..aws.jobs import reused_pool_of
+
+        if reused_pool_of(session.client("sagemaker"), launched.job_name, earlier):
+            print(f"warm pool: this job reused the instances kept by {earlier}", file=out)
     status = desc["TrainingJobStatus"]
     if status == "Failed" and not last and is_capacity_failure(desc.get("FailureReason")):
         return None
