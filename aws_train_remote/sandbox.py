@@ -43,6 +43,9 @@ def operation_name(environ, body: bytes = b"") -> str:
     if "Action" in query:
         return f"query.{query['Action'][0]}"
     auth = environ.get("HTTP_AUTHORIZATION", "")
+    if "/batch/aws4_request" in auth:  # rest-json: the operation is the path, /v1/<operation in lower case>
+        name = environ.get("PATH_INFO", "").rsplit("/", 1)[-1]
+        return "batch." + BATCH_OPERATIONS.get(name, name)
     if "/s3/aws4_request" in auth or "/s3/" in auth or not auth:
         if method == "PUT" and "partNumber" in query:
             return "s3.UploadPart"
@@ -249,6 +252,8 @@ class FaultInjector:
         return [payload]
 
 
+BATCH_OPERATIONS = {"submitservicejob": "SubmitServiceJob", "describeservicejob": "DescribeServiceJob",
+                    "terminateservicejob": "TerminateServiceJob"}
 CAPACITY_REASON = ("CapacityError: Unable to provision requested ML compute capacity. Please retry using a "
                    "different ML instance type.")
 
@@ -282,6 +287,9 @@ class LoopbackAws:
         self.no_capacity = set()
         self.no_spot_capacity = False
         self.warm_pools = {}  # match key -> (job that kept it, expiry time): --sagemaker-keep-alive
+        self.queues = ServiceQueues(self)  # AWS Batch service jobs, which moto does not emulate
+        for op in ("SubmitServiceJob", "DescribeServiceJob", "TerminateServiceJob"):
+            self.injector.handlers[f"batch.{op}"] = getattr(self.queues, op)
         self.injector.after["SageMaker.CreateTrainingJob"] = self._start_job
 
     def stop(self):
@@ -380,6 +388,7 @@ class LoopbackAws:
 
     def reset(self):
         urllib.request.urlopen(urllib.request.Request(self.url + "/moto-api/reset", method="POST")).read()
+        self.queues.reset()
         self.injector.foreign_buckets.clear()
         self.clear_faults()
 
@@ -421,6 +430,123 @@ class LoopbackAws:
             "AWS_DEFAULT_REGION": "us-east-1",
             "AWS_REGION": "us-east-1",
         }
+
+
+class ServiceQueues:
+    """AWS Batch job queues for SageMaker training (SubmitServiceJob), which moto lacks: FIFO, one
+    job at a time per queue; a queued request becomes a real sandbox training job when its turn
+    comes, and the service job ends with it, as Batch reports it."""
+
+    TICK = 0.2
+    ACTIVE = ("SCHEDULED", "STARTING", "RUNNING")
+
+    def __init__(self, sandbox):
+        self.sandbox = sandbox
+        self.jobs = {}  # jobId -> the service job as DescribeServiceJob returns it
+        self.tokens = {}  # clientToken -> jobId: a retried submit returns the same job
+        self.lock = threading.Lock()
+        self.thread = None
+
+    def reset(self):
+        with self.lock:
+            self.jobs.clear()
+            self.tokens.clear()
+
+    def SubmitServiceJob(self, body):  # noqa: N802 - the API's own name
+        import uuid
+
+        request = json.loads(body)
+        with self.lock:
+            token = request.get("clientToken")
+            if token and token in self.tokens:
+                job = self.jobs[self.tokens[token]]
+            else:
+                job_id = str(uuid.uuid4())
+                job = {"jobId": job_id, "jobName": request["jobName"], "jobQueue": request["jobQueue"],
+                       "jobArn": f"arn:aws:batch:us-east-1:123456789012:service-job/{job_id}",
+                       "serviceJobType": request["serviceJobType"],
+                       "serviceRequestPayload": request["serviceRequestPayload"], "status": "SUBMITTED",
+                       "createdAt": int(time.time() * 1000), "attempts": [], "isTerminated": False,
+                       "tags": request.get("tags") or {}}
+                self.jobs[job_id] = job
+                if token:
+                    self.tokens[token] = job_id
+            if self.thread is None or not self.thread.is_alive():
+                self.thread = threading.Thread(target=self._run, daemon=True, name="sandbox-queues")
+                self.thread.start()
+        return 200, {"jobArn": job["jobArn"], "jobName": job["jobName"], "jobId": job["jobId"]}
+
+    def DescribeServiceJob(self, body):  # noqa: N802
+        with self.lock:
+            job = self.jobs.get(json.loads(body).get("jobId"))
+            if job is None:
+                return 400, {"__type": "ClientException", "message": "Job not found"}
+            return 200, json.loads(json.dumps(job))
+
+    def TerminateServiceJob(self, body):  # noqa: N802
+        request = json.loads(body)
+        with self.lock:
+            job = self.jobs.get(request.get("jobId"))
+            if job is None:
+                return 400, {"__type": "ClientException", "message": "Job not found"}
+            if job["status"] not in ("SUCCEEDED", "FAILED"):
+                job.update(status="FAILED", statusReason=request.get("reason", "terminated"), isTerminated=True,
+                           stoppedAt=int(time.time() * 1000))
+        return 200, {}
+
+    def _run(self):
+        while True:
+            with self.lock:
+                pending = [j for j in self.jobs.values() if j["status"] not in ("SUCCEEDED", "FAILED")]
+            if not pending:
+                return
+            for job in pending:
+                self._advance(job)
+            time.sleep(self.TICK)
+
+    def _advance(self, job):
+        with self.lock:
+            status = job["status"]
+            busy = any(j["jobQueue"] == job["jobQueue"] and j["status"] in self.ACTIVE and j is not job
+                       for j in self.jobs.values())
+            if status == "SUBMITTED":
+                job["status"] = "RUNNABLE"
+                return
+            if status == "RUNNABLE":
+                if busy or any(j["jobQueue"] == job["jobQueue"] and j["status"] == "RUNNABLE"
+                               and j["createdAt"] < job["createdAt"] for j in self.jobs.values()):
+                    job["statusReason"] = "waiting for the jobs ahead of it in the queue"
+                    return
+                job.update(status="SCHEDULED", scheduledAt=int(time.time() * 1000))
+                job.pop("statusReason", None)
+                return
+        if status == "SCHEDULED":
+            payload = json.loads(job["serviceRequestPayload"])
+            tags = [{"Key": k, "Value": v} for k, v in job["tags"].items()]
+            try:
+                arn = self.sandbox.client("sagemaker").create_training_job(
+                    **payload, **({"Tags": tags} if tags else {}))["TrainingJobArn"]
+            except Exception as err:  # noqa: BLE001 - Batch reports a refused request as the job's failure
+                with self.lock:
+                    job.update(status="FAILED", statusReason=f"Received status from SageMaker: {err}",
+                               stoppedAt=int(time.time() * 1000))
+                return
+            attempt = {"serviceResourceId": {"name": "TrainingJobArn", "value": arn},
+                       "startedAt": int(time.time() * 1000)}
+            with self.lock:
+                job.update(status="STARTING", startedAt=attempt["startedAt"], latestAttempt=attempt,
+                           attempts=[attempt])
+            return
+        name = job["latestAttempt"]["serviceResourceId"]["value"].rsplit("/", 1)[-1]
+        training = self.sandbox.job(name).training_job_status
+        with self.lock:
+            if status == "STARTING":
+                job["status"] = "RUNNING"
+            elif training in ("Completed", "Failed", "Stopped"):
+                job.update(status="SUCCEEDED" if training == "Completed" else "FAILED",
+                           stoppedAt=int(time.time() * 1000), isTerminated=training == "Stopped")
+                if training != "Completed":
+                    job["statusReason"] = f"Received status from SageMaker: training job {training}"
 
 
 class SandboxJob:

@@ -50,7 +50,14 @@ def dry_run_document(spec, environ) -> dict:
     if plan.skipped:
         notes.append(f"{len(plan.skipped)} files or folders of the source are kept out of the code bundle "
                      "(see kept_out); a `!name` line in .sagemakerignore ships one on purpose")
-    return {"request": request, "uploads": plan.describe(),
+    document = {"request": request}
+    if spec.queue:
+        from ..plan.request import service_job_request
+
+        document["submit_service_job"] = service_job_request(spec, request)
+        notes.append(f"the job is queued in AWS Batch queue {spec.queue} (SubmitServiceJob, shown as "
+                     "submit_service_job); its payload is the request above")
+    return {**document, "uploads": plan.describe(),
             "manifests": [{"key": i.manifest_key, "size": len(i.manifest)} for i in plan.inputs],
             "kept_out": [{"path": rel, "reason": why} for rel, why in plan.skipped],
             "notes": notes}

@@ -25,6 +25,7 @@ class Launched:
     request: dict
     report: object
     region: str
+    batch_job_id: str = None  # --sagemaker-queue: the AWS Batch service job that will create it
 
 
 def account_id(session) -> str:
@@ -72,7 +73,62 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
     except KeyboardInterrupt:
         print(INTERRUPTED_BEFORE_CREATE, file=sys.stderr)
         raise SystemExit(130) from None
+    if spec.queue:
+        return submit_to_queue(spec, session, prepared, out if out is not None else sys.stdout)
     return submit(spec, session, prepared, out if out is not None else sys.stdout, rand)
+
+
+def submit_to_queue(spec, session, prepared, out) -> Launched:
+    """SubmitServiceJob: the request waits in the queue; its client token makes a retry after a
+    lost reply return the same job."""
+    from botocore.exceptions import ClientError
+
+    from ..plan.request import build_request, service_job_request
+
+    request = build_request(spec, prepared.plan, account=prepared.account, bucket=prepared.bucket,
+                            git=prepared.git, role=prepared.role_arn)
+    try:
+        answer = session.client("batch").submit_service_job(**service_job_request(spec, request))
+    except ClientError as err:
+        if error_code(err) in ("ClientException", "ValidationException") and "queue" in str(err).lower():
+            raise UsageError("--sagemaker-queue", spec.queue, f"AWS Batch refused it ({err})",
+                             "check the queue's name and that it serves SageMaker training") from None
+        raise AwsError(f"SubmitServiceJob failed: {err}") from None
+    print(f"queued: {request['TrainingJobName']} in {spec.queue} (AWS Batch job {answer['jobId']})", file=out)
+    return Launched(request["TrainingJobName"], request, prepared.report, spec.region, batch_job_id=answer["jobId"])
+
+
+QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE", "SCHEDULED")
+
+
+def follow_queue(batch, launched: Launched, out, sleep=time.sleep, fast=1.0, slow=10.0) -> str:
+    """Print the service job's queue states until SageMaker has the training job; its name (Batch
+    may give a retried attempt a new one). A job that fails in the queue is JobFailed."""
+    from ..aws.jobs import exit_status
+
+    seen, poll = None, fast
+    try:
+        while True:
+            job = batch.describe_service_job(jobId=launched.batch_job_id)
+            status = job.get("status")
+            poll = fast if status != seen else min(poll * 1.5, slow)  # quick after a change, then back off
+            if status != seen:
+                reason = f" - {job['statusReason']}" if job.get("statusReason") and status in QUEUED else ""
+                print(f"queue: {status}{reason}", file=out)
+                out.flush()
+                seen = status
+            arn = ((job.get("latestAttempt") or {}).get("serviceResourceId") or {}).get("value")
+            if arn and status not in QUEUED:
+                return arn.rsplit("/", 1)[-1]
+            if status in ("FAILED", "SUCCEEDED"):
+                raise JobFailed(f"queued job {launched.job_name} ended {status} in the queue"
+                                + (f": {job['statusReason']}" if job.get("statusReason") else ""),
+                                exit_code=exit_status("Failed"))
+            sleep(poll)
+    except KeyboardInterrupt:
+        print(f"\ndetached; {launched.job_name} stays queued and runs when its turn comes. Cancel it: aws batch "
+              f"terminate-service-job --job-id {launched.batch_job_id} --reason cancelled", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 @dataclass
@@ -429,6 +485,11 @@ def _launch_one(spec, environ, session, out, sleep, last: bool):
 
     earlier = (last_launch(environ) or (None, None))[0] if spec.keep_alive else None
     launched = launch(spec, session, environ, out=out)
+    if launched.batch_job_id:
+        if not spec.wait:
+            print(f"follow the queue: aws batch describe-service-job --job-id {launched.batch_job_id}", file=out)
+            return 0
+        launched.job_name = follow_queue(session.client("batch"), launched, out, sleep)
     record_launch(launched.job_name, spec.region, environ)
     print_started(launched.job_name, spec.region, out, environ)
     if spec.output_json:

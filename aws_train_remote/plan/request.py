@@ -259,3 +259,19 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
         request["ExperimentConfig"] = {"ExperimentName": spec.experiment_name,
                                        **({"TrialName": spec.trial_name} if spec.trial_name else {})}
     return request
+
+
+def service_job_request(spec, request: dict) -> dict:
+    """--sagemaker-queue: the AWS Batch SubmitServiceJob that queues `request` (CreateTrainingJob).
+    The launch token is the client token, so a retried submit whose reply was lost queues nothing
+    twice; the job's tags travel as Batch tags, as the SageMaker SDK sends them."""
+    import json
+
+    payload = {k: v for k, v in request.items() if k != "Tags"}
+    submit = {"jobName": request["TrainingJobName"], "jobQueue": spec.queue, "serviceJobType": "SAGEMAKER_TRAINING",
+              "serviceRequestPayload": json.dumps(payload, sort_keys=True)}
+    if request.get("Tags"):
+        submit["tags"] = {t["Key"]: t["Value"] for t in request["Tags"]}
+    if spec.launch_token:
+        submit["clientToken"] = spec.launch_token
+    return submit

@@ -17,6 +17,7 @@ INSTANCE_TYPE = re.compile(r"^ml\.[a-z][a-z0-9]*(-[a-z0-9]+)?\.(\d*xlarge|large|
 REGION = re.compile(r"^[a-z]{2}(-gov|-iso[a-z]*)?-[a-z]+-\d$")
 ROLE_ARN = re.compile(r"^arn:aws[a-z\-]*:iam::\d{12}:role/[\w+=,.@\-/]{1,512}$")
 ROLE_NAME = re.compile(r"^[\w+=,.@\-]{1,64}$")
+QUEUE = re.compile(r"^([a-zA-Z0-9][\w-]{0,127}|arn:aws[a-z-]*:batch:[a-z0-9-]+:\d{12}:job-queue/[\w-]{1,128})$")
 EXPERIMENT_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,119}$")
 ENV_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]{0,511}$")
 SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
@@ -132,6 +133,7 @@ class JobSpec:
     local_checkpoint_dir: str = None
     output_json: str = None  # --sagemaker-output-json FILE, absolute
     instance_fallbacks: tuple = ()  # ((type, image), ...): the rest of --sagemaker-instance's list, in order
+    queue: str = None  # an AWS Batch job queue (name or ARN): SubmitServiceJob instead of CreateTrainingJob
     instance_groups: tuple = ()  # ((name, type, count), ...): a heterogeneous cluster
     distribution_group: str = None  # the group torchrun runs on (instance_type is its type)
     spot_fallback: bool = False
@@ -370,6 +372,11 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         _need(not v.get(key), f"--sagemaker-{key.replace('_', '-')}", v.get(key),
               "building the training image from a Dockerfile is not supported",
               "build and push it yourself (docker build, docker push), then pass --sagemaker-image URI")
+    queue = v.get("queue")
+    _need(not queue or bool(QUEUE.match(queue)), "--sagemaker-queue", queue, "not a job queue name or ARN",
+          "use the queue's name (letters, digits, - and _) or its arn:aws:batch:...:job-queue/NAME")
+    _need(not (queue and fallbacks), "--sagemaker-queue", queue, "a queue schedules capacity itself",
+          "drop the instance list, or the queue")
     experiment, trial = v.get("experiment_name"), v.get("trial_name")
     _need(not trial or bool(experiment), "--sagemaker-trial-name", trial, "a trial belongs to an experiment",
           "add --sagemaker-experiment-name NAME")
@@ -552,6 +559,6 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         local_checkpoint_dir=os.path.abspath(os.path.join(cwd, str(namespace.checkpoint_dir))),
         output_json=os.path.abspath(os.path.join(cwd, v["output_json"])) if v.get("output_json") else None,
         experiment_name=experiment, trial_name=trial, instance_fallbacks=fallbacks,
-        instance_groups=cluster_groups, distribution_group=distribution_group,
+        instance_groups=cluster_groups, distribution_group=distribution_group, queue=queue,
         spot_fallback=v["spot_fallback"],
     )

@@ -136,6 +136,9 @@ OPTIONS = (
       default=False),
     Opt("sagemaker-max-wait", JOB, "spot: maximum time to wait plus run (default: max-run + 1h)",
       kind="duration"),
+    Opt("sagemaker-queue", JOB, "submit the job to this AWS Batch job queue for SageMaker training "
+      "(SubmitServiceJob) instead of starting it at once; the launch follows it through the queue into the job",
+      metavar="QUEUE"),
     Opt("sagemaker-max-retries", JOB, "SageMaker's RetryStrategy: retry the job up to this many times (0-30) "
       "when it fails with an InternalServerError; capacity shortages are not retried by it (see the instance "
       "list of --sagemaker-instance and --sagemaker-spot-fallback)", kind="int", default=0),
