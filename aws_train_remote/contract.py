@@ -41,6 +41,13 @@ DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
 HP_ARGV = "sagemaker_atr_argv"  # chunked: sagemaker_atr_argv_0, _1, ...
 HP_PATHS = "sagemaker_atr_paths"  # JSON: which flags point at channels and /opt/ml dirs
 HP_PROGRAM = "sagemaker_program"
+# A tuning trial has no ContainerEntrypoint: SageMaker's toolkit in the image runs ENTRY_FILE from
+# the small ENTRY_ARCHIVE (sagemaker_submit_directory), which hands over to our runtime; the
+# script's own file then travels in HP_SCRIPT, and the tuned values' flags in HP_TUNED.
+ENTRY_FILE = "atr_entry.py"
+ENTRY_ARCHIVE = "atr-entry.tar.gz"
+HP_SCRIPT = "sagemaker_atr_program"
+HP_TUNED = "sagemaker_atr_tuned"  # JSON {hyperparameter name: the script's flag}
 HP_REGION = "sagemaker_region"
 HP_JOB_NAME = "sagemaker_job_name"
 HP_TORCH_DISTRIBUTED = "sagemaker_torch_distributed_enabled"

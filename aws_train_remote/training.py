@@ -176,6 +176,10 @@ def parse(definition, argv, environ, keywords, sdk_config=False):
 
 def run(definition, main, argv, environ, keywords, notebook=False):
     namespace, values, parser = parse(definition, argv, environ, keywords)
+    if values.get("tune") and values["run"] == "no" and not values["dry_run"] and \
+            environ.get(IN_CONTAINER_ENV) != "1":
+        raise UsageError(BY_KEY["tune"].flag, None, "a tuning job runs trials as jobs",
+                         "add --sagemaker-run local (trials on this machine) or --sagemaker-run yes")
     if notebook and (values["run"] != "no" or values["dry_run"]):
         from .errors import DefinitionError
 
@@ -222,11 +226,18 @@ def job_spec(definition, namespace, values, parser, argv, environ):
     from .plan.request import hyperparameters
 
     aws_config_text = read_aws_config(environ)
+    tunable = {}  # the script's flags that take one value: what --sagemaker-tune may search over
+    for action in parser._actions:
+        longs = [o for o in action.option_strings if o.startswith("--")]
+        if action.dest in parser.atr_user_dests and longs and action.nargs is None and \
+                type(action).__name__ == "_StoreAction":
+            tunable[action.dest] = longs[0]
     spec = build_job_spec(
         values, definition, namespace,
         container_argv=container_argv, user_dests=parser.atr_user_dests, path_flags=path_flags,
         cwd=os.getcwd(), environ=environ, now=datetime.datetime.now(datetime.timezone.utc),
         token=secrets.token_hex(3), launch_token=secrets.token_hex(16), aws_config_text=aws_config_text,
+        tunable=tunable,
     )
     hyperparameters(spec)  # SageMaker's count and size limits, before any file is read or written
     return spec

@@ -186,7 +186,7 @@ class Uploader:
     def upload_plan(self, plan) -> UploadReport:
         """Upload what is missing; inputs' manifests last. Raises on failure, leaving no manifest."""
         uploads, copies, manifests = [], [], []
-        for single in (plan.code, plan.driver):
+        for single in plan.singles():
             if object_size(self.s3, self.bucket, single.key, self.owner) == single.size:
                 self.report.files_present += 1
             else:
@@ -209,7 +209,7 @@ class Uploader:
         self._transfer(uploads, copies)
         for key, body in manifests:  # only now is each prefix complete
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **self.extra_args)
-        for f in (plan.code, plan.driver):
+        for f in plan.singles():
             self._record(f)
         return self.report
 

@@ -51,6 +51,13 @@ def dry_run_document(spec, environ) -> dict:
         notes.append(f"{len(plan.skipped)} files or folders of the source are kept out of the code bundle "
                      "(see kept_out); a `!name` line in .sagemakerignore ships one on purpose")
     document = {"request": request}
+    if spec.tune:
+        from ..plan.request import default_bucket, tuning_request
+
+        bucket = spec.bucket or default_bucket(spec.region, account)
+        document["tuning_request"] = tuning_request(spec, request, plan, bucket)
+        notes.append(f"a tuning job of {spec.tune.max_jobs} trials ({spec.tune.parallel_jobs} at a time), each the "
+                     "request above with the tuned values: CreateHyperParameterTuningJob, shown as tuning_request")
     if spec.queue:
         from ..plan.request import service_job_request
 

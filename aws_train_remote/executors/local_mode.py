@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 
 from ..aws.jobs import plural
 from ..errors import JobFailed
@@ -170,6 +171,8 @@ def run_local(spec, environ, out=None) -> int:
     note = distribution_note(spec)
     if note:
         printer.info(f"note: {note}")
+    if spec.tune:
+        return run_local_tuning(spec, request, plan, storage, out, bucket, environ)
     job = LocalJob(request, storage, on_line=lambda host, text: (printer.line(host, text), printer.flush()),
                    on_status=lambda status, message: (printer.info(f"status: {status} - {message}"),
                                                       printer.flush()), env=environ)
@@ -193,4 +196,75 @@ def run_local(spec, environ, out=None) -> int:
                           + f"/{spec.job_name}/output/model.tar.gz")
     count = extract_into(model, spec.model_dir)
     printer.info(f"model: {model} ({plural(count, 'file')} unpacked into {spec.model_dir})")
+    return 0
+
+
+class _LocalTrial:
+    """One tuning trial run by LocalJob in a thread; its log goes to a file, its lines to the tuner."""
+
+    def __init__(self, request, storage, environ, log_path, on_line):
+        from .local_job import LocalJob
+
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        self.log = open(log_path, "w", encoding="utf-8")  # noqa: SIM115 - closed when the trial ends
+        self.lock = threading.Lock()
+
+        def line(host, text):
+            with self.lock:
+                self.log.write(f"[{host}] {text}\n")
+            on_line(text)
+
+        self.job = LocalJob(request, storage, on_line=line, on_status=lambda *_: None, env=environ)
+        self.outcome = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        try:
+            self.outcome = self.job.run()
+        finally:
+            shutil.rmtree(self.job.workdir, ignore_errors=True)
+            self.log.close()
+
+    def stop(self):
+        self.job.stop("Stopped")
+
+    def wait(self):
+        self.thread.join()
+        return self.outcome.status, self.outcome.failure_reason
+
+
+def run_local_tuning(spec, request, plan, storage, out, bucket, environ) -> int:
+    """--sagemaker-tune in local mode: the tuning request's trials, run here."""
+    from ..plan.request import tuning_request
+    from ..runtime.safe_tar import extract_into
+    from .tuning import TrialTable, best_trial, run_trials, summary
+
+    tune = spec.tune
+    tuning = tuning_request(spec, request, plan, bucket)
+    definition = tuning["TrainingJobDefinition"]
+    regex = {m["Name"]: m["Regex"] for m in definition["AlgorithmSpecification"]["MetricDefinitions"]}[tune.metric]
+    logs = os.path.join(spec.local_output_dir, "tuning", spec.tuning_job_name)
+    table = TrialTable(tune, out)
+    stopping = ", median-rule early stopping" if tune.early_stopping == "Auto" else ""
+    out.write(f"local tuning job: {spec.tuning_job_name} ({tune.max_jobs} trials, {tune.parallel_jobs} at a time, "
+              f"{tune.strategy.lower()} search{stopping}; trial logs in {logs})\n")
+
+    def launch(name, values, on_line):
+        trial = {k: v for k, v in definition.items() if k != "StaticHyperParameters"}
+        trial.update(TrainingJobName=name, HyperParameters={**definition["StaticHyperParameters"], **values})
+        return _LocalTrial(trial, storage, environ, os.path.join(logs, f"{name}.log"), on_line)
+
+    trials = run_trials(tune, spec.tuning_job_name, regex, launch, on_change=table.trial)
+    for line in summary(trials, tune):
+        out.write(line + "\n")
+    best = best_trial(trials, tune.objective)
+    if best is None:
+        raise JobFailed(f"local tuning job {spec.tuning_job_name}: no trial completed with a {tune.metric} value; "
+                        f"see the trial logs in {logs}")
+    output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
+    model = storage._path(f"{output}/{best.name}/output/model.tar.gz")
+    count = extract_into(model, spec.model_dir)
+    out.write(f"model of the best trial: {plural(count, 'file')} unpacked into {spec.model_dir}\n")
+    out.flush()
     return 0

@@ -275,3 +275,50 @@ def service_job_request(spec, request: dict) -> dict:
     if spec.launch_token:
         submit["clientToken"] = spec.launch_token
     return submit
+
+
+def tuning_request(spec, request: dict, plan, bucket: str) -> dict:
+    """--sagemaker-tune: the exact create_hyper_parameter_tuning_job(**kwargs). Its trials are the
+    training `request` with the tuned values as hyperparameters: the script's own readable copies of
+    those flags leave the static set, and the runtime hands each value to the script's flag
+    (contract.HP_TUNED), so a trial sees exactly `--lr 0.05` as if typed. A trial has no
+    ContainerEntrypoint, so the image's toolkit starts our entry archive. Trials do not share a
+    checkpoint location (each would resume from the others' files), so there is none."""
+    import json
+
+    from ..spec.tuning import parameter_ranges
+
+    tune = spec.tune
+    tuned = {p.name: p.flag for p in tune.params}
+    static = {k: v for k, v in request["HyperParameters"].items() if k not in tuned}
+    static.update({
+        contract.HP_PROGRAM: encode(contract.ENTRY_FILE),
+        "sagemaker_submit_directory": encode(_uri(bucket, plan.entry.key)),
+        contract.HP_SCRIPT: encode(spec.script),
+        contract.HP_TUNED: encode(tuned, compact=True),
+    })
+    algorithm = {k: v for k, v in request["AlgorithmSpecification"].items() if k != "ContainerEntrypoint"}
+    definition = {"StaticHyperParameters": static, "AlgorithmSpecification": algorithm}
+    for key in ("RoleArn", "InputDataConfig", "VpcConfig", "OutputDataConfig", "ResourceConfig", "StoppingCondition",
+                "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining",
+                "RetryStrategy", "Environment"):
+        if key in request:
+            definition[key] = json.loads(json.dumps(request[key]))
+    config = {
+        "Strategy": tune.strategy,
+        "HyperParameterTuningJobObjective": {"Type": tune.objective, "MetricName": tune.metric},
+        "ResourceLimits": {"MaxParallelTrainingJobs": tune.parallel_jobs},
+        "ParameterRanges": parameter_ranges(tune),
+        "TrainingJobEarlyStoppingType": tune.early_stopping,
+    }
+    if tune.strategy != "Grid":  # Grid runs every combination; SageMaker refuses a maximum with it
+        config["ResourceLimits"]["MaxNumberOfTrainingJobs"] = tune.max_jobs
+    if tune.seed is not None:
+        config["RandomSeed"] = tune.seed
+    out = {"HyperParameterTuningJobName": spec.tuning_job_name, "HyperParameterTuningJobConfig": config,
+           "TrainingJobDefinition": definition, "Tags": request["Tags"]}
+    if tune.warm_start:
+        out["WarmStartConfig"] = {"ParentHyperParameterTuningJobs": [{"HyperParameterTuningJobName": name}
+                                                                     for name in tune.warm_start],
+                                  "WarmStartType": "IdenticalDataAndAlgorithm"}
+    return out

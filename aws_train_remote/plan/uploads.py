@@ -51,10 +51,13 @@ class UploadPlan:
     inputs: tuple  # InputUpload, local inputs only
     skipped: tuple = ()
     warnings: tuple = ()
+    entry: PlannedFile = None  # tuning only: the toolkit's entry archive (contract.ENTRY_ARCHIVE)
+
+    def singles(self) -> tuple:
+        return (self.code, self.driver) + ((self.entry,) if self.entry else ())
 
     def all_files(self):
-        yield self.code
-        yield self.driver
+        yield from self.singles()
         for item in self.inputs:
             yield from item.files
 
@@ -202,6 +205,33 @@ def plan_driver(prefix: str, cache_dir: str) -> PlannedFile:
                        _key(prefix, "driver", digest, contract.DRIVER_FILE))
 
 
+_DRIVER_PATH = f"{contract.DEFAULT_ROOT}/input/data/{contract.DRIVER_CHANNEL}/{contract.DRIVER_FILE}"
+ENTRY_SCRIPT = (
+    '"""Run by SageMaker\'s training toolkit in a tuning trial: hand over to aws-train-remote\'s runtime."""\n'
+    "import runpy\nimport sys\n\n"
+    "sys.argv = sys.argv[:1]  # the runtime reads the trial's hyperparameters itself\n"
+    f"runpy.run_path({_DRIVER_PATH!r}, run_name='__main__')\n").encode()
+
+
+def plan_entry(prefix: str, cache_dir: str) -> PlannedFile:
+    """The tuning entry archive: one deterministic tar.gz holding contract.ENTRY_FILE."""
+    import gzip
+    import tarfile
+
+    raw = io.BytesIO()
+    with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo(contract.ENTRY_FILE)
+        info.size, info.mode, info.mtime = len(ENTRY_SCRIPT), 0o644, 0
+        tar.addfile(info, io.BytesIO(ENTRY_SCRIPT))
+    data = gzip.compress(raw.getvalue(), mtime=0)
+    digest = hashlib.sha256(data).hexdigest()
+    path = os.path.join(cache_dir, f"entry-{digest}.tar.gz")
+    with open(path, "wb") as fh:
+        fh.write(data)
+    return PlannedFile(path, contract.ENTRY_ARCHIVE, len(data), digest,
+                       _key(prefix, "entry", digest, contract.ENTRY_ARCHIVE))
+
+
 def bundle_selection(spec, also_exclude=()) -> source.Selection:
     """The code bundle's files: the source folder plus each dependency under _atr_deps/."""
     exclude = [i.location for i in spec.inputs if not i.is_remote] + list(also_exclude)
@@ -249,8 +279,9 @@ def write_plan(spec, scanned: Scan, cache_dir: str) -> UploadPlan:
     code = PlannedFile(bundle_path, contract.BUNDLE_FILE, os.path.getsize(bundle_path), digest,
                        _key(spec.prefix, "code", digest, contract.BUNDLE_FILE))
     driver = plan_driver(spec.prefix, bundle_dir)
+    entry = plan_entry(spec.prefix, bundle_dir) if getattr(spec, "tune", None) else None
     return UploadPlan(code, driver, scanned.inputs, scanned.selection.skipped,
-                      tuple(source.bundle_warnings(scanned.selection)))
+                      tuple(source.bundle_warnings(scanned.selection)), entry)
 
 
 def build_upload_plan(spec, cache_dir: str, hash_file=hash_stable) -> UploadPlan:

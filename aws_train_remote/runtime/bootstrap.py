@@ -83,7 +83,8 @@ def prepare_code(layout, submit_directory=None) -> None:
     toolkit does: code baked into the image wins); without our bundle, fetch the code the job's
     `sagemaker_submit_directory` names."""
     os.makedirs(layout.code_dir, exist_ok=True)
-    if os.listdir(layout.code_dir):
+    if [name for name in os.listdir(layout.code_dir) if name != contract.ENTRY_FILE]:  # the toolkit's copy of
+        # our tuning entry file is not the user's code
         log(f"{layout.code_dir} is not empty; using the code already there")
         return
     bundles = sorted(glob.glob(os.path.join(layout.channel_dir(contract.CODE_CHANNEL), "**", "*.tar.gz"),
@@ -172,8 +173,9 @@ def main(environ=None) -> int:
         for folder in (layout.model_dir, layout.output_data_dir):
             os.makedirs(folder, exist_ok=True)
         prepare_code(layout, _decode(raw_hps, "sagemaker_submit_directory"))
-        entry = check_entry_point(str(environ.get("SAGEMAKER_PROGRAM") or _decode(raw_hps, contract.HP_PROGRAM, "")),
-                                  layout.code_dir)
+        program = _decode(raw_hps, contract.HP_SCRIPT) or environ.get("SAGEMAKER_PROGRAM") or \
+            _decode(raw_hps, contract.HP_PROGRAM, "")  # a tuning trial's sagemaker_program is our entry file
+        entry = check_entry_point(str(program), layout.code_dir)
         requirements = _decode(raw_hps, contract.HP_REQUIREMENTS)
         if requirements is None and os.path.isfile(os.path.join(layout.code_dir, "requirements.txt")):
             requirements = "requirements.txt"  # the toolkit installs the code's requirements.txt
@@ -186,6 +188,11 @@ def main(environ=None) -> int:
     paths = _decode(raw_hps, contract.HP_PATHS, {}) or {}
     if any(key.startswith(contract.HP_ARGV) for key in raw_hps):
         argv = launch.remap_argv(contract.decode_argv(raw_hps), paths, layout)
+        tuned = _decode(raw_hps, contract.HP_TUNED, {}) or {}
+        if tuned:
+            argv = launch.apply_tuned(argv, tuned, raw_hps)
+            log("tuned: " + " ".join(f"{flag} {raw_hps[name]}" for name, flag in sorted(tuned.items())
+                                     if name in raw_hps))
     else:  # a job not launched by aws-train-remote: arguments exactly as the toolkit builds them
         argv = launch.toolkit_args(environment.user_hyperparameters(raw_hps))
     try:
@@ -220,6 +227,8 @@ def main(environ=None) -> int:
     env.update(plan.env)
     for key, value in (_decode(raw_hps, contract.HP_SETTINGS, {}) or {}).items():
         env[contract.SETTINGS_ENV_PREFIX + key.upper()] = str(value)  # args.sagemaker_* are the job's own
+    if job_name:  # a tuning trial's own name, not the one planned before the tuning job named it
+        env[contract.SETTINGS_ENV_PREFIX + "JOB_NAME"] = job_name
     deps = [os.path.join(layout.code_dir, d) for d in (_decode(raw_hps, contract.HP_DEPENDENCIES, []) or [])]
     # the driver channel's copy of this package, so the script's `import aws_train_remote` works
     # in any image and matches the client that launched it

@@ -64,6 +64,34 @@ def model_init_dir(layout, name: str, spec: dict) -> str:
     return os.path.join(layout.channel_dir(name), spec["file"]) if spec.get("file") else layout.channel_dir(name)
 
 
+def apply_tuned(argv: list, tuned: dict, raw_hps: dict) -> list:
+    """A tuning trial: each tuned value (SageMaker writes it as plain text) replaces the script's
+    flag in the argv, so the script parses `--lr 0.05` exactly as if it had been typed."""
+    out = list(argv)
+    for name, flag in sorted(tuned.items()):
+        if name not in raw_hps:
+            continue
+        value = raw_hps[name]
+        if isinstance(value, str) and value.startswith('"'):  # a JSON string, as some writers quote it
+            value = contract.decode_hyperparameter(value)
+        kept, i = [], 0
+        while i < len(out):
+            token = out[i]
+            if token == "--":
+                kept += out[i:]
+                break
+            if token == flag:
+                i += 2
+                continue
+            if token.startswith(flag + "="):
+                i += 1
+                continue
+            kept.append(token)
+            i += 1
+        out = [flag, str(value)] + kept
+    return out
+
+
 def toolkit_args(user_hps: dict) -> list:
     """The toolkit's argv for a job without our exact argv (a plain SageMaker job): user
     hyperparameters sorted, `--key value` (`-k value` for one character), values through str()

@@ -134,6 +134,8 @@ class JobSpec:
     output_json: str = None  # --sagemaker-output-json FILE, absolute
     instance_fallbacks: tuple = ()  # ((type, image), ...): the rest of --sagemaker-instance's list, in order
     queue: str = None  # an AWS Batch job queue (name or ARN): SubmitServiceJob instead of CreateTrainingJob
+    tune: object = None  # spec.tuning.TuneSpec: a hyperparameter tuning job instead of one training job
+    tuning_job_name: str = None
     instance_groups: tuple = ()  # ((name, type, count), ...): a heterogeneous cluster
     distribution_group: str = None  # the group torchrun runs on (instance_type is its type)
     spot_fallback: bool = False
@@ -230,6 +232,19 @@ def _instance_groups(pairs) -> tuple:
     return tuple(groups)
 
 
+def _tune_spec(raw, cwd: str, tunable: dict, metrics):
+    """--sagemaker-tune FILE (YAML) or the tune= mapping, parsed and checked."""
+    from . import tuning
+
+    if isinstance(raw, str):
+        path = os.path.join(cwd, os.path.expanduser(raw))
+        _need(os.path.isfile(path), tuning.FLAG, raw, "no such file", "give the tuning spec's YAML file")
+        from .config import read_yaml
+
+        raw = read_yaml(path)
+    return tuning.parse_tune(raw, tunable, metrics)
+
+
 def _default_image(v, instance: str, region: str) -> str:
     try:
         return images.default_image(v["framework"], v["framework_version"], instance, region)
@@ -255,7 +270,8 @@ def _auto_s3(flag, raw) -> str:
 
 
 def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv, user_dests,
-                   path_flags, cwd, environ, now, token, launch_token="", aws_config_text=None) -> JobSpec:
+                   path_flags, cwd, environ, now, token, launch_token="", aws_config_text=None,
+                   tunable=None) -> JobSpec:
     """Validate everything judgeable offline and return the frozen spec.
 
     values_by_key: final option values (every layer merged); namespace: the parsed args, for
@@ -422,6 +438,14 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
             raise UsageError("--sagemaker-metric", f"{name}={regex}", f"bad regex ({err})",
                              "fix the regular expression") from None
 
+    tune = _tune_spec(v.get("tune"), cwd, tunable or {}, metrics) if v.get("tune") else None
+    _need(not (tune and queue), "--sagemaker-queue", queue, "a tuning job is not queued",
+          "drop --sagemaker-queue or --sagemaker-tune")
+    _need(not (tune and (fallbacks or cluster_groups)), "--sagemaker-instance", v["instance"],
+          "a tuning job runs on one instance type", "give one --sagemaker-instance and no instance groups")
+    _need(not (tune and v["run"] == "local" and v.get("simulate_interruption")),
+          "--sagemaker-simulate-interruption", None, "does not combine with tuning", "drop one of them")
+
     subnets, groups = tuple(v.get("subnets") or ()), tuple(v.get("security_groups") or ())
     _need(bool(subnets) == bool(groups), "--sagemaker-subnets" if groups else "--sagemaker-security-groups",
           None, "a VPC needs both subnets and security groups", "pass both --sagemaker-subnets and "
@@ -560,5 +584,6 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         output_json=os.path.abspath(os.path.join(cwd, v["output_json"])) if v.get("output_json") else None,
         experiment_name=experiment, trial_name=trial, instance_fallbacks=fallbacks,
         instance_groups=cluster_groups, distribution_group=distribution_group, queue=queue,
+        tune=tune, tuning_job_name=naming.tuning_job_name(base, now, token) if tune else None,
         spot_fallback=v["spot_fallback"],
     )

@@ -26,3 +26,13 @@ def unique_job_name(base: str, now, token: str) -> str:
 
 def is_valid_job_name(name: str) -> bool:
     return bool(JOB_NAME_PATTERN.match(name))
+
+
+TUNING_NAME_LIMIT = 32  # HyperParameterTuningJobName
+
+
+def tuning_job_name(base: str, now, token: str) -> str:
+    """A tuning job's name: at most 32 characters, base + time + 3 hex."""
+    stamp = now.strftime("%y%m%d-%H%M%S")
+    room = TUNING_NAME_LIMIT - len(stamp) - 5
+    return f"{base[:room].rstrip('-') or 'tune'}-{stamp}-{token[:3]}"

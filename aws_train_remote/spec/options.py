@@ -30,6 +30,7 @@ _PARSERS = {
     "pairs": values.parse_pairs,
     "list": values.parse_list,
     "s3": values.parse_s3_uri,
+    "file_or_mapping": lambda raw: raw if isinstance(raw, dict) else values.parse_str(raw),
 }
 
 
@@ -136,6 +137,9 @@ OPTIONS = (
       default=False),
     Opt("sagemaker-max-wait", JOB, "spot: maximum time to wait plus run (default: max-run + 1h)",
       kind="duration"),
+    Opt("sagemaker-tune", JOB, "a hyperparameter tuning job over the script's own flags: a YAML spec "
+      "(search space, objective metric, strategy, trials; docs/tuning.md), or tune={...} in training_main",
+      kind="file_or_mapping", metavar="SPEC.yaml"),
     Opt("sagemaker-queue", JOB, "submit the job to this AWS Batch job queue for SageMaker training "
       "(SubmitServiceJob) instead of starting it at once; the launch follows it through the queue into the job",
       metavar="QUEUE"),
