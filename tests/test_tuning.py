@@ -5,10 +5,9 @@ the known better region of the demo."""
 import json
 import os
 
-from conftest import REPO, run_python, write_script
-
 import botocore.session
 from botocore.validate import ParamValidator
+from conftest import REPO, run_python, write_script
 
 ROLE = "arn:aws:iam::123456789012:role/DemoRole"
 DEMO = os.path.join(REPO, "demo", "train.py")
