@@ -288,6 +288,10 @@ class LoopbackAws:
         self.no_spot_capacity = False
         self.warm_pools = {}  # match key -> (job that kept it, expiry time): --sagemaker-keep-alive
         self.queues = ServiceQueues(self)  # AWS Batch service jobs, which moto does not emulate
+        self.tunings = {}  # tuning job name -> SandboxTuning: moto stores tuning jobs but runs no trials
+        self.line_listeners = {}  # training job name -> callable(text): a tuner reading its trial's log
+        self.injector.after["SageMaker.CreateHyperParameterTuningJob"] = self._start_tuning
+        self.injector.handlers["SageMaker.ListTrainingJobsForHyperParameterTuningJob"] = self._list_trials
         for op in ("SubmitServiceJob", "DescribeServiceJob", "TerminateServiceJob"):
             self.injector.handlers[f"batch.{op}"] = getattr(self.queues, op)
         self.injector.after["SageMaker.CreateTrainingJob"] = self._start_job
@@ -369,6 +373,32 @@ class LoopbackAws:
             "Status": "Reused", "ReusedByJob": request["TrainingJobName"],
             "ResourceRetainedBillableTimeInSeconds": max(0, round(keep - (expiry - time.time())))})
         return earlier
+
+    def tuning(self, name: str, account: str = "123456789012", region: str = "us-east-1"):
+        from moto.sagemaker.models import sagemaker_backends
+
+        return sagemaker_backends[account][region].hyper_parameter_tuning_jobs[name]
+
+    def _start_tuning(self, body):
+        """moto records a tuning job as Completed with a made-up best trial; here it starts empty and
+        its trials really run, as sandbox training jobs."""
+        request = json.loads(body)
+        name = request["HyperParameterTuningJobName"]
+        job = self.tuning(name)
+        job.hyper_parameter_tuning_job_status = "InProgress" if self.run_jobs else "Completed"
+        job.best_training_job = job.OverallBestTrainingJob = None
+        job.training_job_status_counters = {"Completed": 0, "InProgress": 0, "RetryableError": 0,
+                                            "NonRetryableError": 0, "Stopped": 0}
+        job.objective_status_counters = {"Succeeded": 0, "Pending": 0, "Failed": 0}
+        job.hyper_parameter_tuning_end_time = None
+        if self.run_jobs:
+            tuning = SandboxTuning(self, request)
+            self.tunings[name] = tuning
+            tuning.start()
+
+    def _list_trials(self, body):
+        tuning = self.tunings.get(json.loads(body).get("HyperParameterTuningJobName"))
+        return 200, {"TrainingJobSummaries": tuning.summaries() if tuning else []}
 
     def wait_for_jobs(self, timeout: float = 300) -> None:
         deadline = time.time() + timeout
@@ -549,6 +579,97 @@ class ServiceQueues:
                     job["statusReason"] = f"Received status from SageMaker: training job {training}"
 
 
+class SandboxTuning:
+    """A tuning job's trials, run as sandbox training jobs through the same loop local mode uses."""
+
+    def __init__(self, sandbox, request):
+        from .contract import HP_TUNED, decode_hyperparameter
+        from .spec.tuning import tune_from_request
+
+        self.sandbox = sandbox
+        self.name = request["HyperParameterTuningJobName"]
+        self.definition = request["TrainingJobDefinition"]
+        tuned = decode_hyperparameter(self.definition["StaticHyperParameters"].get(HP_TUNED, "{}"))
+        self.tune = tune_from_request(request["HyperParameterTuningJobConfig"], tuned if isinstance(tuned, dict)
+                                      else {})
+        self.trials = []
+        self.thread = threading.Thread(target=self._run, daemon=True, name=f"sandbox-tuning-{self.name}")
+
+    def start(self):
+        self.thread.start()
+
+    def _launch(self, name, values, on_line):
+        sandbox = self.sandbox
+
+        class Handle:
+            def wait(self_inner):
+                while sandbox.job(name).training_job_status not in ("Completed", "Failed", "Stopped"):
+                    time.sleep(0.1)
+                job = sandbox.job(name)
+                return job.training_job_status, getattr(job, "failure_reason", None)
+
+            def stop(self_inner):
+                sandbox.client("sagemaker").stop_training_job(TrainingJobName=name)
+
+        sandbox.line_listeners[name] = on_line
+        trial = {k: v for k, v in self.definition.items() if k != "StaticHyperParameters"}
+        sandbox.client("sagemaker").create_training_job(
+            TrainingJobName=name, HyperParameters={**self.definition["StaticHyperParameters"], **values}, **trial)
+        return Handle()
+
+    def _run(self):
+        from .executors.tuning import best_trial, run_trials
+
+        regex = {m["Name"]: m["Regex"] for m in self.definition["AlgorithmSpecification"].get(
+            "MetricDefinitions", [])}.get(self.tune.metric, "$^")
+        trials = run_trials(self.tune, self.name, regex, self._launch, on_change=self._changed)
+        best = best_trial(trials, self.tune.objective)
+        job = self.sandbox.tuning(self.name)
+        if best is not None:
+            job.best_training_job = self._summary(best)
+        job.hyper_parameter_tuning_job_status = "Completed" if best is not None else "Failed"
+        if best is None:
+            job.failure_reason = "No training job succeeded with an objective metric value"
+        job.hyper_parameter_tuning_end_time = self.sandbox_now()
+
+    @staticmethod
+    def sandbox_now():
+        import datetime
+
+        return datetime.datetime.now(datetime.timezone.utc)
+
+    def _changed(self, trial):
+        if trial not in self.trials:
+            self.trials.append(trial)
+        job = self.sandbox.tuning(self.name)
+        counts = {s: sum(1 for t in self.trials if t.status == s) for s in ("Completed", "InProgress", "Stopped")}
+        job.training_job_status_counters = {**counts, "RetryableError": 0,
+                                            "NonRetryableError": sum(1 for t in self.trials if t.status == "Failed")}
+        job.objective_status_counters = {"Succeeded": sum(1 for t in self.trials if t.objective is not None
+                                                          and t.status != "InProgress"),
+                                         "Pending": counts["InProgress"],
+                                         "Failed": sum(1 for t in self.trials if t.status == "Failed")}
+
+    def _summary(self, trial) -> dict:
+        job = self.sandbox.job(trial.name)
+        row = {"TrainingJobName": trial.name, "TrainingJobArn": job.arn, "CreationTime": job.creation_time,
+               "TrainingJobStatus": job.training_job_status, "TunedHyperParameters": dict(trial.values),
+               "ObjectiveStatus": "Succeeded" if trial.objective is not None else "Pending"}
+        if trial.objective is not None:
+            row["FinalHyperParameterTuningJobObjectiveMetric"] = {
+                "Type": self.tune.objective, "MetricName": self.tune.metric, "Value": trial.objective}
+        return row
+
+    def summaries(self) -> list:
+        rows = []
+        for trial in list(self.trials):
+            row = self._summary(trial)
+            if hasattr(row["CreationTime"], "timestamp"):
+                row["CreationTime"] = row["CreationTime"].timestamp()
+            rows.append(row)
+        return rows
+
+
 class SandboxJob:
     """One job created in the sandbox: status and transitions in moto's SageMaker backend,
     each host's output in CloudWatch Logs as <job>/algo-N-<epoch>, artifacts in moto's S3."""
@@ -600,6 +721,9 @@ class SandboxJob:
                              secondary_status_transitions=[dict(t) for t in self.transitions])
 
     def _line(self, host, text):
+        listener = self.sandbox.line_listeners.get(self.name)
+        if listener is not None:
+            listener(text)
         with self.lock:
             self.pending.setdefault(host, []).append((int(time.time() * 1000), text or " "))
 

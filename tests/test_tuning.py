@@ -123,3 +123,26 @@ def test_each_trial_gets_typed_values_and_early_stopping_stops_some(tmp_path):
     assert "Failed" not in result.stdout
     summary = next(line for line in result.stdout.splitlines() if line.startswith("trials: "))
     assert "(0 early)" not in summary, result.stdout  # the median rule stopped at least one weak trial
+
+
+def test_through_the_sandbox_trials_run_as_jobs_and_the_best_is_downloaded(tmp_path, sandbox):
+    (tmp_path / "tune.yaml").write_text(GRID)
+    result = run_python([DEMO, "--sagemaker-run", "yes", "--sagemaker-role", ROLE, "--sagemaker-tune", "tune.yaml"],
+                        cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    name = next(line.split()[2] for line in out.splitlines() if line.startswith("tuning job: "))
+    assert f"Completed: {name}, 4 trials Completed" in out
+    best = next(line for line in out.splitlines() if line.startswith("best: "))
+    assert best.endswith("(lr=0.3, epochs=4)") and best.startswith(f"best: {name}-004-"), out
+    rows = [line for line in out.splitlines() if line.startswith(f"{name}-") and " Completed " in line]
+    assert len(rows) == 4
+    calls = [c["body"] for c in sandbox.calls() if c["op"] == "SageMaker.CreateHyperParameterTuningJob"]
+    assert len(calls) == 1
+    validate("CreateHyperParameterTuningJob", calls[0])
+    trials = [c["body"] for c in sandbox.calls() if c["op"] == "SageMaker.CreateTrainingJob"]
+    assert sorted((t["HyperParameters"]["lr"], t["HyperParameters"]["epochs"]) for t in trials) == [
+        ("0.002", "1"), ("0.002", "4"), ("0.3", "1"), ("0.3", "4")]
+    download = run_python(["-m", "aws_train_remote.cli.main", "download", name, "--dest", "best"], cwd=tmp_path)
+    assert download.returncode == 0, download.stderr
+    assert "its best trial is" in download.stderr and (tmp_path / "best" / "model.json").is_file()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import sys
 
 from ..aws.jobs import TERMINAL, summary_lines
 from ..aws.session import error_code
@@ -196,7 +197,15 @@ def cmd_download(session, job: str, dest: str, as_json: bool) -> int:
     from ..aws.jobs import plural
     from .sagemaker import download_model
 
-    desc = describe(session.client("sagemaker"), job)
+    sm = session.client("sagemaker")
+    try:
+        desc = describe(sm, job)
+    except UsageError:
+        best = best_of_tuning(sm, job)  # a tuning job's name: its best trial's model
+        if best is None:
+            raise
+        print(f"{job} is a tuning job; its best trial is {best}", file=sys.stderr)
+        job, desc = best, describe(sm, best)
     status = desc["TrainingJobStatus"]
     if status != "Completed":
         raise UsageError("JOB", job, f"has no model to download: it is {status} (only a completed job uploads "
@@ -207,6 +216,23 @@ def cmd_download(session, job: str, dest: str, as_json: bool) -> int:
     else:
         print(f"{plural(count, 'file')} unpacked into {dest}")
     return 0
+
+
+def best_of_tuning(sm, name: str):
+    """The best trial of tuning job `name`, or None if there is no such tuning job."""
+    from botocore.exceptions import ClientError
+
+    try:
+        desc = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    except ClientError as err:
+        if error_code(err) in ("ResourceNotFound", "ValidationException"):
+            return None
+        raise
+    best = (desc.get("BestTrainingJob") or {}).get("TrainingJobName")
+    if not best:
+        raise UsageError("JOB", name, "a tuning job with no best trial yet (it is "
+                         f"{desc['HyperParameterTuningJobStatus']})", "wait for a trial to complete")
+    return best
 
 
 def cmd_role(session, args, region: str) -> int:

@@ -441,6 +441,8 @@ def launch_and_follow(spec, environ, *, session=None, out=None, sleep=time.sleep
 
 
 def _launch_and_follow(spec, environ, session, out, sleep) -> int:
+    if spec.tune:
+        return launch_tuning(spec, environ, session, out, sleep)
     tries = attempts(spec)
     for number, attempt in enumerate(tries):
         last = number + 1 == len(tries)
@@ -457,6 +459,80 @@ def _launch_and_follow(spec, environ, session, out, sleep) -> int:
             return result
         _say_fallback(tries[number + 1], "the job could not get capacity", out)
     return 1  # not reached: the last attempt returns or raises
+
+
+def launch_tuning(spec, environ, session, out, sleep) -> int:
+    """--sagemaker-tune: upload what changed, CreateHyperParameterTuningJob, then a table of the
+    trials until it ends, the best trial and its model."""
+    from botocore.exceptions import ClientError
+
+    from ..aws.jobs import exit_status, plural
+    from ..aws.models import resolve_model_job
+    from ..launches import record_launch
+    from ..plan.request import LAUNCH_TAG, build_request, tuning_request
+    from .tuning import follow_tuning
+
+    sm = session.client("sagemaker")
+    spec = resolve_model_job(spec, sm)
+    try:
+        prepared = prepare(spec, session, environ, out)
+    except KeyboardInterrupt:
+        print(INTERRUPTED_BEFORE_CREATE, file=sys.stderr)
+        raise SystemExit(130) from None
+    request = build_request(spec, prepared.plan, account=prepared.account, bucket=prepared.bucket,
+                            git=prepared.git, role=prepared.role_arn)
+    tuning = tuning_request(spec, request, prepared.plan, prepared.bucket)
+    name = tuning["HyperParameterTuningJobName"]
+    try:
+        sm.create_hyper_parameter_tuning_job(**tuning)
+    except ClientError as err:
+        if error_code(err) != "ResourceInUse" or not _tuning_is_ours(sm, name, spec.launch_token, LAUNCH_TAG):
+            raise AwsError(f"CreateHyperParameterTuningJob failed: {err}") from None
+        print(f"CreateHyperParameterTuningJob's reply was lost; {name} carries this launch's token, so it is "
+              "this launch's tuning job", file=out)
+    record_launch(name, spec.region, environ)
+    print(f"tuning job: {name} ({spec.tune.max_jobs} trials, {spec.tune.parallel_jobs} at a time)", file=out)
+    if not environ.get("AWS_ENDPOINT_URL"):
+        print(f"console: https://{spec.region}.console.aws.amazon.com/sagemaker/home?region={spec.region}"
+              f"#/hyper-tuning-jobs/{name}", file=out)
+    stop = f"aws sagemaker stop-hyper-parameter-tuning-job --hyper-parameter-tuning-job-name {name}"
+    if not spec.wait:
+        print(f"the tuning job runs on; stop it: {stop}", file=out)
+        return 0
+    try:
+        desc = follow_tuning(sm, name, spec.tune, out, sleep)
+    except KeyboardInterrupt:
+        print(f"\ndetached from {name}; it runs on. Stop it: {stop}", file=sys.stderr)
+        raise SystemExit(130) from None
+    status = desc["HyperParameterTuningJobStatus"]
+    counters = desc.get("TrainingJobStatusCounters") or {}
+    print(f"{status}: {name}, " + ", ".join(f"{plural(v, 'trial')} {k}" for k, v in counters.items() if v), file=out)
+    best = desc.get("BestTrainingJob") or {}
+    if not best.get("TrainingJobName"):
+        raise JobFailed(f"tuning job {name} ended {status} without a best trial"
+                        + (f": {desc['FailureReason']}" if desc.get("FailureReason") else ""),
+                        exit_code=exit_status(status) or 1)
+    metric = best.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+    values = ", ".join(f"{k}={v}" for k, v in (best.get("TunedHyperParameters") or {}).items())
+    print(f"best: {best['TrainingJobName']} {metric.get('MetricName')}={metric.get('Value')} ({values})", file=out)
+    trial = sm.describe_training_job(TrainingJobName=best["TrainingJobName"])
+    model = (trial.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    if model:
+        print(f"model: {model}", file=out)
+    if spec.download and model:
+        count = download_model(session.client("s3"), trial, spec.model_dir)
+        print(f"model: {plural(count, 'file')} unpacked into {spec.model_dir}", file=out)
+    return exit_status(status)
+
+
+def _tuning_is_ours(sm, name: str, token: str, tag_key: str) -> bool:
+    """A tuning job of this name that this very launch created (its create reply was lost)."""
+    try:
+        arn = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)["HyperParameterTuningJobArn"]
+        tags = sm.list_tags(ResourceArn=arn).get("Tags", [])
+    except Exception:  # noqa: BLE001 - when we cannot tell, it is not ours
+        return False
+    return bool(token) and any(t.get("Key") == tag_key and t.get("Value") == token for t in tags)
 
 
 def _renamed(spec):

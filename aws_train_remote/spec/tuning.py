@@ -192,3 +192,25 @@ def should_stop(series: list, finished: list, objective: str) -> bool:
     middle = len(peers) // 2
     median = peers[middle] if len(peers) % 2 else (peers[middle - 1] + peers[middle]) / 2
     return better(median, series[-1], objective)
+
+
+def tune_from_request(config: dict, tuned_flags: dict) -> TuneSpec:
+    """A TuneSpec from a CreateHyperParameterTuningJob config (what the sandbox receives), the
+    inverse of parameter_ranges."""
+    ranges = config.get("ParameterRanges") or {}
+    params = []
+    for kind in ("Integer", "Continuous"):
+        for r in ranges.get(f"{kind}ParameterRanges", []):
+            number = int if kind == "Integer" else float
+            params.append(Param(r["Name"], tuned_flags.get(r["Name"], "--" + r["Name"]), kind.lower(),
+                                number(r["MinValue"]), number(r["MaxValue"]), r.get("ScalingType", "Auto")))
+    for r in ranges.get("CategoricalParameterRanges", []):
+        params.append(Param(r["Name"], tuned_flags.get(r["Name"], "--" + r["Name"]), "categorical",
+                            values=tuple(r["Values"])))
+    limits = config.get("ResourceLimits") or {}
+    grid = math.prod(len(p.values) for p in params) if config.get("Strategy") == "Grid" else None
+    objective = config["HyperParameterTuningJobObjective"]
+    return TuneSpec(objective["MetricName"], objective["Type"], config.get("Strategy", "Bayesian"),
+                    int(limits.get("MaxNumberOfTrainingJobs") or grid or 1),
+                    int(limits.get("MaxParallelTrainingJobs", 1)), config.get("TrainingJobEarlyStoppingType", "Off"),
+                    tuple(params), (), config.get("RandomSeed"))
