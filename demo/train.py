@@ -64,6 +64,20 @@ def evaluate(weights, bias, features, labels):
     return loss / len(labels), correct / len(labels)
 
 
+def mlflow_run():
+    """MLflow, when the job was launched with --sagemaker-mlflow (MLFLOW_TRACKING_URI is set) and
+    the package is there: the launch's run (MLFLOW_RUN_ID) continues here. Otherwise None."""
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    try:
+        import mlflow
+    except ImportError:
+        print("MLFLOW_TRACKING_URI is set but mlflow is not installed; metrics are not logged", flush=True)
+        return None
+    mlflow.start_run()
+    return mlflow
+
+
 def main(args):
     features, labels = load_rows(args.train)
     state = newest_checkpoint(args.checkpoint_dir)
@@ -81,6 +95,7 @@ def main(args):
         print(f"starting from the model in {args.model_init}", flush=True)
     else:
         weights, bias, start = [0.0, 0.0, 0.0], 0.0, 0
+    tracking = mlflow_run()
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))  # spot interruption: finish the epoch, save
 
@@ -93,6 +108,8 @@ def main(args):
             bias -= args.lr * err
         loss, accuracy = evaluate(weights, bias, features, labels)
         print(f"epoch={epoch} loss={loss:.4f} accuracy={accuracy:.4f}", flush=True)
+        if tracking:
+            tracking.log_metrics({"loss": loss, "accuracy": accuracy}, step=epoch)
         save_json(os.path.join(args.checkpoint_dir, f"epoch-{epoch:04d}.json"),
                   {"epoch": epoch, "weights": weights, "bias": bias, "rng": rng.getstate()})
         if args.sleep:
@@ -105,6 +122,8 @@ def main(args):
     save_json(os.path.join(args.model_dir, "model.json"), {"weights": weights, "bias": bias})
     save_json(os.path.join(args.output_dir, "metrics.json"), {"loss": loss, "accuracy": accuracy})
     print(f"done: accuracy={accuracy:.4f} model={os.path.join(args.model_dir, 'model.json')}", flush=True)
+    if tracking:
+        tracking.end_run()
 
 
 if __name__ == "__main__":

@@ -46,7 +46,9 @@ def dry_run_document(spec, environ) -> dict:
 
         order = ", ".join(f"{a.instance_type} ({'spot' if a.spot else 'on demand'})" for a in attempts(spec))
         notes.append(f"capacity fallback: a job that cannot get capacity is relaunched in this order: {order}")
-    notes += [note for note in (distribution_note(spec),) if note]
+    from .tracking import requirements_note
+
+    notes += [note for note in (distribution_note(spec), requirements_note(spec)) if note]
     if plan.skipped:
         notes.append(f"{len(plan.skipped)} files or folders of the source are kept out of the code bundle "
                      "(see kept_out); a `!name` line in .sagemakerignore ships one on purpose")

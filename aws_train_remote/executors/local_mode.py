@@ -173,6 +173,15 @@ def run_local(spec, environ, out=None) -> int:
         printer.info(f"note: {note}")
     if spec.tune:
         return run_local_tuning(spec, request, plan, storage, out, bucket, environ)
+    if spec.mlflow:
+        import dataclasses
+
+        from ..gitinfo import read_git_info
+        from .tracking import start_run
+
+        spec = dataclasses.replace(spec, mlflow_run_id=start_run(spec, read_git_info(spec.source_dir)))
+        request = build_request(spec, plan, account=LOCAL_ACCOUNT, bucket=bucket)
+        printer.info(f"MLflow: run {spec.mlflow_run_id} in experiment {spec.mlflow_experiment} ({spec.mlflow})")
     job = LocalJob(request, storage, on_line=lambda host, text: (printer.line(host, text), printer.flush()),
                    on_status=lambda status, message: (printer.info(f"status: {status} - {message}"),
                                                       printer.flush()), env=environ)
@@ -185,6 +194,10 @@ def run_local(spec, environ, out=None) -> int:
     finally:
         shutil.rmtree(job.workdir, ignore_errors=True)
     printer.info(f"{outcome.status}: {spec.job_name}, {outcome.training_seconds} s")
+    if spec.mlflow_run_id:
+        from .tracking import end_run
+
+        end_run(spec, spec.mlflow_run_id, outcome.status)
     if spec.simulate_interruption:
         times = ", ".join(f"{t} s" for t in outcome.interruptions) or "none"
         printer.info(f"spot rehearsal: {len(outcome.interruptions)} of {len(spec.simulate_interruption)} simulated "

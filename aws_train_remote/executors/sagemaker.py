@@ -26,6 +26,7 @@ class Launched:
     report: object
     region: str
     batch_job_id: str = None  # --sagemaker-queue: the AWS Batch service job that will create it
+    mlflow_run_id: str = None  # --sagemaker-mlflow: the launch's run
 
 
 def account_id(session) -> str:
@@ -73,9 +74,20 @@ def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
     except KeyboardInterrupt:
         print(INTERRUPTED_BEFORE_CREATE, file=sys.stderr)
         raise SystemExit(130) from None
+    if spec.mlflow:
+        import dataclasses
+
+        from .tracking import start_run
+
+        spec = dataclasses.replace(spec, mlflow_run_id=start_run(spec, prepared.git))
+        print(f"MLflow: run {spec.mlflow_run_id} in experiment {spec.mlflow_experiment} ({spec.mlflow})",
+              file=out if out is not None else sys.stdout)
     if spec.queue:
-        return submit_to_queue(spec, session, prepared, out if out is not None else sys.stdout)
-    return submit(spec, session, prepared, out if out is not None else sys.stdout, rand)
+        launched = submit_to_queue(spec, session, prepared, out if out is not None else sys.stdout)
+    else:
+        launched = submit(spec, session, prepared, out if out is not None else sys.stdout, rand)
+    launched.mlflow_run_id = spec.mlflow_run_id
+    return launched
 
 
 def submit_to_queue(spec, session, prepared, out) -> Launched:
@@ -169,10 +181,11 @@ def prepare(spec, session, environ, out) -> Prepared:
     for warning in plan.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     from ..spec.images import distribution_note
+    from .tracking import requirements_note
 
-    note = distribution_note(spec)
-    if note:
-        print(f"note: {note}", file=out)
+    for note in (distribution_note(spec), requirements_note(spec)):
+        if note:
+            print(f"note: {note}", file=out)
     if not bucket_exists:
         s3mod.create_bucket(s3, bucket, spec.region)
     index = s3mod.ObjectIndex(os.path.join(cache, "objects", f"{bucket}.json"))
@@ -577,6 +590,10 @@ def _launch_one(spec, environ, session, out, sleep, last: bool):
                       out=out, sleep=sleep)
     if spec.output_json:
         write_description(session.client("sagemaker"), launched.job_name, spec.output_json)
+    if launched.mlflow_run_id:
+        from .tracking import end_run
+
+        end_run(spec, launched.mlflow_run_id, desc["TrainingJobStatus"])
     if earlier:
         from ..aws.jobs import reused_pool_of
 

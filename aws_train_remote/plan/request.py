@@ -171,6 +171,8 @@ def build_tags(spec, git) -> list:
     tags.append({"Key": "aws-train-remote:version", "Value": __version__})
     if spec.launch_token:
         tags.append({"Key": LAUNCH_TAG, "Value": spec.launch_token})
+    if spec.mlflow_run_id:
+        tags.append({"Key": "aws-train-remote:mlflow-run", "Value": spec.mlflow_run_id})
     if git is not None and git.commit:
         tags.append({"Key": "aws-train-remote:git-commit", "Value": git.commit})
         tags.append({"Key": "aws-train-remote:git-dirty", "Value": "true" if git.dirty else "false"})
@@ -249,6 +251,11 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
         environment.setdefault("RUN_NEURON_PARALLEL_COMPILE", "1")
     if cache:
         environment.setdefault(contract.NEURON_CACHE_S3_ENV, cache)
+    if spec.mlflow:  # the script's mlflow calls go to the launch's server, experiment and run
+        environment.setdefault("MLFLOW_TRACKING_URI", spec.mlflow)
+        environment.setdefault("MLFLOW_EXPERIMENT_NAME", spec.mlflow_experiment)
+        if spec.mlflow_run_id:
+            environment.setdefault("MLFLOW_RUN_ID", spec.mlflow_run_id)
     if environment:
         request["Environment"] = environment
     if spec.subnets:

@@ -31,7 +31,7 @@ CREDENTIAL_NAMES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_T
 
 ENV_LIMIT = 100  # CreateTrainingJob Environment: at most 100 entries, 512 characters each
 TAG_LIMIT = 50
-OWN_TAGS = 4  # version, launch token, git commit, git dirty
+OWN_TAGS = 5  # version, launch token, git commit, git dirty, MLflow run
 METRIC_LIMIT = 40
 MAX_RUN_LIMIT = 28 * 86400
 
@@ -135,6 +135,9 @@ class JobSpec:
     instance_fallbacks: tuple = ()  # ((type, image), ...): the rest of --sagemaker-instance's list, in order
     queue: str = None  # an AWS Batch job queue (name or ARN): SubmitServiceJob instead of CreateTrainingJob
     tune: object = None  # spec.tuning.TuneSpec: a hyperparameter tuning job instead of one training job
+    mlflow: str = None  # tracking URI or managed MLflow ARN
+    mlflow_experiment: str = None
+    mlflow_run_id: str = None  # the launch's run, known only once the launcher created it
     tuning_job_name: str = None
     instance_groups: tuple = ()  # ((name, type, count), ...): a heterogeneous cluster
     distribution_group: str = None  # the group torchrun runs on (instance_type is its type)
@@ -230,6 +233,22 @@ def _instance_groups(pairs) -> tuple:
     _need(len(groups) <= GROUP_LIMIT, flag, len(groups), "too many instance groups",
           f"SageMaker allows {GROUP_LIMIT}")
     return tuple(groups)
+
+
+MLFLOW_ARN = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:mlflow-(tracking-server|app)/[\w-]+$")
+
+
+def _mlflow_uri(raw, cwd: str):
+    """--sagemaker-mlflow as the job will use it: a relative file: store made absolute."""
+    if not raw:
+        return None
+    if raw.startswith("file:"):
+        path = raw[len("file://"):] if raw.startswith("file://") else raw[len("file:"):]
+        return "file://" + os.path.abspath(os.path.join(cwd, path))
+    _need(raw.startswith(("http://", "https://", "databricks")) or bool(MLFLOW_ARN.match(raw)), "--sagemaker-mlflow",
+          raw, "not an MLflow tracking URI or a SageMaker MLflow ARN",
+          "use e.g. https://mlflow.example.com, file:/path/mlruns or arn:aws:sagemaker:...:mlflow-tracking-server/NAME")
+    return raw
 
 
 def _tune_spec(raw, cwd: str, tunable: dict, metrics):
@@ -388,6 +407,9 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         _need(not v.get(key), f"--sagemaker-{key.replace('_', '-')}", v.get(key),
               "building the training image from a Dockerfile is not supported",
               "build and push it yourself (docker build, docker push), then pass --sagemaker-image URI")
+    mlflow = _mlflow_uri(v.get("mlflow"), cwd)
+    _need(not v.get("mlflow_experiment") or bool(mlflow), "--sagemaker-mlflow-experiment", v.get("mlflow_experiment"),
+          "names an experiment of an MLflow server that was not given", "add --sagemaker-mlflow URI_OR_ARN")
     queue = v.get("queue")
     _need(not queue or bool(QUEUE.match(queue)), "--sagemaker-queue", queue, "not a job queue name or ARN",
           "use the queue's name (letters, digits, - and _) or its arn:aws:batch:...:job-queue/NAME")
@@ -585,5 +607,6 @@ def build_job_spec(values_by_key: dict, definition, namespace, *, container_argv
         experiment_name=experiment, trial_name=trial, instance_fallbacks=fallbacks,
         instance_groups=cluster_groups, distribution_group=distribution_group, queue=queue,
         tune=tune, tuning_job_name=naming.tuning_job_name(base, now, token) if tune else None,
+        mlflow=mlflow, mlflow_experiment=(v.get("mlflow_experiment") or base) if mlflow else None,
         spot_fallback=v["spot_fallback"],
     )

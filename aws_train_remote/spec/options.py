@@ -140,6 +140,11 @@ OPTIONS = (
     Opt("sagemaker-tune", JOB, "a hyperparameter tuning job over the script's own flags: a YAML spec "
       "(search space, objective metric, strategy, trials; docs/tuning.md), or tune={...} in training_main",
       kind="file_or_mapping", metavar="SPEC.yaml"),
+    Opt("sagemaker-mlflow", JOB, "MLflow tracking for the job: a tracking URI (http(s)://, file:/..., databricks) or "
+      "a SageMaker managed MLflow ARN; the launch logs a run (job, instance, spot, git commit, the script's flags) "
+      "that the job's mlflow.start_run() continues", metavar="URI_OR_ARN"),
+    Opt("sagemaker-mlflow-experiment", JOB, "MLflow experiment of that run (default: the base job name)",
+      metavar="NAME"),
     Opt("sagemaker-queue", JOB, "submit the job to this AWS Batch job queue for SageMaker training "
       "(SubmitServiceJob) instead of starting it at once; the launch follows it through the queue into the job",
       metavar="QUEUE"),

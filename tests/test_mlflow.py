@@ -1,0 +1,77 @@
+"""Issue 10.4, MLflow: --sagemaker-mlflow logs the launch as a run (job, instance, spot, the script's
+flags) before the job starts, hands the run to the job (MLFLOW_TRACKING_URI, MLFLOW_EXPERIMENT_NAME,
+MLFLOW_RUN_ID), and the demo's metrics land in that run; a real local MLflow file store."""
+import json
+import os
+
+import pytest
+from conftest import REPO, run_python
+
+ROLE = "arn:aws:iam::123456789012:role/DemoRole"
+DEMO = os.path.join(REPO, "demo", "train.py")
+STORE = {"MLFLOW_ALLOW_FILE_STORE": "true"}  # MLflow 3 keeps its file store behind this switch
+
+
+def test_dry_run_sets_the_tracking_environment(tmp_path):
+    result = run_python([DEMO, "--sagemaker-run", "yes", "--sagemaker-dry-run", "--sagemaker-role", ROLE,
+                         "--sagemaker-region", "us-east-1", "--sagemaker-mlflow", "https://mlflow.example.com",
+                         "--sagemaker-mlflow-experiment", "demo-exp"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    env = json.loads(result.stdout)["request"]["Environment"]
+    assert env["MLFLOW_TRACKING_URI"] == "https://mlflow.example.com" and env["MLFLOW_EXPERIMENT_NAME"] == "demo-exp"
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/team"
+    managed = run_python([DEMO, "--sagemaker-run", "yes", "--sagemaker-dry-run", "--sagemaker-role", ROLE,
+                          "--sagemaker-region", "us-east-1", "--sagemaker-mlflow", arn], cwd=tmp_path)
+    assert managed.returncode == 0, managed.stderr
+    doc = json.loads(managed.stdout)
+    assert doc["request"]["Environment"]["MLFLOW_TRACKING_URI"] == arn
+    assert any("needs the sagemaker-mlflow plugin" in n for n in doc["notes"])
+    bad = run_python([DEMO, "--sagemaker-run", "yes", "--sagemaker-dry-run", "--sagemaker-role", ROLE,
+                      "--sagemaker-region", "us-east-1", "--sagemaker-mlflow", "mlflow.example.com"], cwd=tmp_path)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not an MLflow tracking URI" in bad.stderr
+
+
+def test_local_mode_run_params_and_the_demos_metrics(tmp_path):
+    mlflow = pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    result = run_python([DEMO, "--epochs", "3", "--lr", "0.1", "--sagemaker-run", "local", "--sagemaker-mlflow",
+                         "file:mlruns", "--sagemaker-mlflow-experiment", "demo-exp"], cwd=tmp_path, env=STORE,
+                        timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert "MLflow: run " in result.stdout
+    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
+    try:
+        mlflow.set_tracking_uri(f"file://{tmp_path / 'mlruns'}")
+        client = MlflowClient()
+        experiment = client.get_experiment_by_name("demo-exp")
+        [run] = client.search_runs([experiment.experiment_id])
+    finally:
+        del os.environ["MLFLOW_ALLOW_FILE_STORE"]
+    assert run.info.status == "FINISHED"
+    assert run.data.params["lr"] == "0.1" and run.data.params["epochs"] == "3"
+    assert run.data.tags["aws-train-remote.instance_type"] == "ml.m5.large"
+    assert run.data.tags["aws-train-remote.spot"] == "false" and run.data.tags["aws-train-remote.mode"] == "local"
+    job = run.data.tags["aws-train-remote.job_name"]
+    assert f"local job: {job}" in result.stdout and run.info.run_name == job
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [m.step for m in history] == [1, 2, 3]
+    assert abs(history[-1].value - float(result.stdout.split("epoch=3 loss=")[1].split()[0])) < 1e-3
+
+
+def test_through_the_sandbox_the_job_continues_the_launch_run(tmp_path, sandbox, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the sandbox runs the job in this process's environment
+    result = run_python([DEMO, "--epochs", "2", "--sagemaker-run", "yes", "--sagemaker-role", ROLE,
+                         "--sagemaker-mlflow", "file:mlruns"], cwd=tmp_path, env=STORE, timeout=300)
+    assert result.returncode == 0, result.stderr
+    run_id = result.stdout.split("MLflow: run ")[1].split()[0]
+    [body] = [c["body"] for c in sandbox.calls() if c["op"] == "SageMaker.CreateTrainingJob"]
+    assert body["Environment"]["MLFLOW_RUN_ID"] == run_id
+    assert {"Key": "aws-train-remote:mlflow-run", "Value": run_id} in body["Tags"]
+    mlflow.set_tracking_uri(f"file://{tmp_path / 'mlruns'}")
+    run = MlflowClient().get_run(run_id)
+    assert run.info.status == "FINISHED" and run.data.tags["aws-train-remote.mode"] == "yes"
+    assert [m.step for m in MlflowClient().get_metric_history(run_id, "loss")] == [1, 2]
