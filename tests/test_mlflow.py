@@ -6,6 +6,7 @@ import os
 
 import pytest
 from conftest import REPO, run_python
+from test_dry_run import validate_create_training_job
 
 ROLE = "arn:aws:iam::123456789012:role/DemoRole"
 DEMO = os.path.join(REPO, "demo", "train.py")
@@ -17,6 +18,7 @@ def test_dry_run_sets_the_tracking_environment(tmp_path):
                          "--sagemaker-region", "us-east-1", "--sagemaker-mlflow", "https://mlflow.example.com",
                          "--sagemaker-mlflow-experiment", "demo-exp"], cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    validate_create_training_job(json.loads(result.stdout)["request"])
     env = json.loads(result.stdout)["request"]["Environment"]
     assert env["MLFLOW_TRACKING_URI"] == "https://mlflow.example.com" and env["MLFLOW_EXPERIMENT_NAME"] == "demo-exp"
     arn = "arn:aws:sagemaker:us-east-1:123456789012:mlflow-tracking-server/team"

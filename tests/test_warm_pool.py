@@ -31,3 +31,16 @@ def test_relaunch_within_keep_alive_reuses_the_warm_pool(tmp_path, sandbox):
     # a job that does not match (another instance type) gets no pool
     third, out = launch(tmp_path, "--sagemaker-instance", "ml.c5.xlarge")
     assert "reused the instances" not in out
+
+
+def test_dry_run_keeps_the_pool(tmp_path):
+    import json
+
+    from test_dry_run import validate_create_training_job
+
+    result = run_python([DEMO, "--sagemaker-run", "yes", "--sagemaker-dry-run", "--sagemaker-role", ROLE,
+                         "--sagemaker-region", "us-east-1", "--sagemaker-keep-alive", "10m"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    request = json.loads(result.stdout)["request"]
+    validate_create_training_job(request)
+    assert request["ResourceConfig"]["KeepAlivePeriodInSeconds"] == 600
