@@ -33,8 +33,9 @@ def test_dry_run_sets_the_tracking_environment(tmp_path):
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not an MLflow tracking URI" in bad.stderr
 
 
-def test_local_mode_run_params_and_the_demos_metrics(tmp_path):
-    mlflow = pytest.importorskip("mlflow")
+def test_local_mode_run_params_and_the_demos_metrics(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # for the client below; MLflow 3 keeps it behind this
+    pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
     result = run_python([DEMO, "--epochs", "3", "--lr", "0.1", "--sagemaker-run", "local", "--sagemaker-mlflow",
@@ -42,14 +43,11 @@ def test_local_mode_run_params_and_the_demos_metrics(tmp_path):
                         timeout=300)
     assert result.returncode == 0, result.stderr
     assert "MLflow: run " in result.stdout
-    os.environ["MLFLOW_ALLOW_FILE_STORE"] = "true"
-    try:
-        mlflow.set_tracking_uri(f"file://{tmp_path / 'mlruns'}")
-        client = MlflowClient()
-        experiment = client.get_experiment_by_name("demo-exp")
-        [run] = client.search_runs([experiment.experiment_id])
-    finally:
-        del os.environ["MLFLOW_ALLOW_FILE_STORE"]
+    # MlflowClient(tracking_uri=...), not mlflow.set_tracking_uri: that exports MLFLOW_TRACKING_URI into this
+    # process, where the sandbox runs later tests' jobs
+    client = MlflowClient(tracking_uri=f"file://{tmp_path / 'mlruns'}")
+    experiment = client.get_experiment_by_name("demo-exp")
+    [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FINISHED"
     assert run.data.params["lr"] == "0.1" and run.data.params["epochs"] == "3"
     assert run.data.tags["aws-train-remote.instance_type"] == "ml.m5.large"
@@ -62,7 +60,7 @@ def test_local_mode_run_params_and_the_demos_metrics(tmp_path):
 
 
 def test_through_the_sandbox_the_job_continues_the_launch_run(tmp_path, sandbox, monkeypatch):
-    mlflow = pytest.importorskip("mlflow")
+    pytest.importorskip("mlflow")
     from mlflow.tracking import MlflowClient
 
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # the sandbox runs the job in this process's environment
@@ -73,7 +71,8 @@ def test_through_the_sandbox_the_job_continues_the_launch_run(tmp_path, sandbox,
     [body] = [c["body"] for c in sandbox.calls() if c["op"] == "SageMaker.CreateTrainingJob"]
     assert body["Environment"]["MLFLOW_RUN_ID"] == run_id
     assert {"Key": "aws-train-remote:mlflow-run", "Value": run_id} in body["Tags"]
-    mlflow.set_tracking_uri(f"file://{tmp_path / 'mlruns'}")
-    run = MlflowClient().get_run(run_id)
+    client = MlflowClient(tracking_uri=f"file://{tmp_path / 'mlruns'}")
+    run = client.get_run(run_id)
     assert run.info.status == "FINISHED" and run.data.tags["aws-train-remote.mode"] == "yes"
-    assert [m.step for m in MlflowClient().get_metric_history(run_id, "loss")] == [1, 2]
+    assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2]
+    assert "MLFLOW_TRACKING_URI" not in os.environ  # nothing leaks into later sandbox jobs

@@ -123,12 +123,12 @@ def follow_queue(batch, launched: Launched, out, sleep=time.sleep, fast=1.0, slo
         while True:
             job = batch.describe_service_job(jobId=launched.batch_job_id)
             status = job.get("status")
-            poll = fast if status != seen else min(poll * 1.5, slow)  # quick after a change, then back off
-            if status != seen:
-                reason = f" - {job['statusReason']}" if job.get("statusReason") and status in QUEUED else ""
+            reason = f" - {job['statusReason']}" if job.get("statusReason") and status in QUEUED else ""
+            poll = fast if (status, reason) != seen else min(poll * 1.5, slow)  # quick after a change, then back off
+            if (status, reason) != seen:
                 print(f"queue: {status}{reason}", file=out)
                 out.flush()
-                seen = status
+                seen = (status, reason)
             arn = ((job.get("latestAttempt") or {}).get("serviceResourceId") or {}).get("value")
             if arn and status not in QUEUED:
                 return arn.rsplit("/", 1)[-1]

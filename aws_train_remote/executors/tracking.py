@@ -34,13 +34,11 @@ def requirements_note(spec):
 
 def _client(uri: str):
     try:
-        import mlflow
         from mlflow.tracking import MlflowClient
     except ImportError:
         raise MissingDependencyError("--sagemaker-mlflow needs MLflow here: pip install 'aws-train-remote[mlflow]' "
                                      "(mlflow-skinny); a SageMaker MLflow ARN also needs sagemaker-mlflow") from None
-    mlflow.set_tracking_uri(uri)
-    return MlflowClient(tracking_uri=uri)
+    return MlflowClient(tracking_uri=uri)  # not mlflow.set_tracking_uri: it exports MLFLOW_TRACKING_URI
 
 
 def start_run(spec, git=None) -> str:
