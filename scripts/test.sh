@@ -8,4 +8,5 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
   .venv/bin/python -m pip install --quiet --disable-pip-version-check torch==2.13.0 >/dev/null 2>&1 \
     || echo "note: torch==2.13.0 could not be installed; the real torchrun test will be skipped" >&2
 fi
-exec .venv/bin/python -m pytest "$@"
+# two workers (pytest-xdist): most tests wait on subprocesses and retries, so two cores run two at once
+exec .venv/bin/python -m pytest -n "${ATR_TEST_WORKERS:-2}" "$@"
