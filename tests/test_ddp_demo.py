@@ -1,0 +1,40 @@
+"""Issue 12.2: the PyTorch DDP demo runs unchanged as a plain local run and in local mode with
+2 instances x 2 processes (gloo on CPU); interrupted once by the spot rehearsal, it resumes from its
+newest checkpoint and ends with exactly the model of an uninterrupted run."""
+import os
+
+import pytest
+from conftest import REPO, run_python
+
+DEMO = os.path.join(REPO, "demo", "ddp", "train.py")
+ENV = {"OMP_NUM_THREADS": "1"}
+
+
+def test_plain_local_run_is_one_process(tmp_path):
+    pytest.importorskip("torch", reason="torch==2.13.0 could not be installed (scripts/test.sh installs it)")
+    result = run_python([DEMO, "--epochs", "2"], cwd=tmp_path, env=ENV, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "epoch=2 " in result.stdout and "world=1" in result.stdout
+    assert (tmp_path / "output" / "model" / "model.pt").is_file()
+
+
+def test_two_hosts_two_processes_interrupted_once_end_with_the_same_model(tmp_path):
+    torch = pytest.importorskip("torch", reason="torch==2.13.0 could not be installed (scripts/test.sh installs it)")
+    models = {}
+    for name, extra in (("steady", []), ("interrupted", ["--sagemaker-simulate-interruption", "7s"])):
+        cwd = tmp_path / name
+        cwd.mkdir()
+        result = run_python([DEMO, "--epochs", "16", "--sleep", "0.5", "--sagemaker-run", "local",
+                             "--sagemaker-instance-count", "2", "--sagemaker-nproc-per-node", "2",
+                             "--sagemaker-base-job-name", f"ddp-{name}", *extra], cwd=cwd, env=ENV, timeout=300)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        assert "[algo-1] epoch=16 " in result.stdout and "world=4" in result.stdout
+        if extra:
+            out = result.stdout
+            assert "spot rehearsal: 1 of 1 simulated interruptions happened" in out, out[-3000:]
+            # the interruption lands after some epochs (7 s of script time, 0.5 s per epoch): they resume
+            assert "[algo-1] stopping after epoch " in out and "[algo-1] resumed from ckpt-" in out, out[-3000:]
+        models[name] = torch.load(cwd / "output" / "model" / "model.pt", weights_only=True)
+    assert models["steady"].keys() == models["interrupted"].keys()
+    for key in models["steady"]:
+        assert torch.equal(models["steady"][key], models["interrupted"][key]), key
