@@ -6,7 +6,9 @@ changed. Prints per launch: process wall time, AWS API calls by operation, bytes
 Targets: first < 2.5 s; unchanged relaunch < 1.0 s with 0 data bytes and <= 12 API calls.
 
 The server is warmed up first (moto loads each service backend lazily on its first request,
-0.4-1.2 s that AWS does not have). Run: python bench/launch.py
+0.4-1.2 s that AWS does not have). Real AWS is not 127.0.0.1: --latency-ms 20 delays every request
+by that much in the loopback server (its fault injector), about a real S3 round trip.
+Run: python bench/launch.py [--latency-ms 20]
 """
 import collections
 import os
@@ -53,8 +55,10 @@ def warm_up(env):
     boto3.client("iam", **kw).list_roles()
 
 
-def launch(root, env, server):
+def launch(root, env, server, latency_ms=0):
     server.clear_faults()  # also clears the call log
+    if latency_ms:
+        server.inject(r".*", kind="slow", delay=latency_ms / 1000, times=10 ** 6)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "train.py", "--sagemaker-run", "yes", "--sagemaker-wait", "no",
                              "--sagemaker-role", "arn:aws:iam::123456789012:role/Bench"],
@@ -69,6 +73,11 @@ def launch(root, env, server):
 
 
 def main():
+    import argparse
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--latency-ms", type=float, default=0, help="added to every request (default: 0)")
+    latency = parser.parse_args().latency_ms
     server = LoopbackAws(run_jobs=False)  # measure the launcher, not the job
     with tempfile.TemporaryDirectory() as tmp:
         root = os.path.join(tmp, "proj")
@@ -77,12 +86,14 @@ def main():
         env = dict(os.environ, PYTHONPATH=REPO, XDG_CACHE_HOME=os.path.join(tmp, "cache"),
                    HOME=tmp, **server.env())
         warm_up(env)
-        rows = [("first launch", launch(root, env, server))]
-        rows.append(("unchanged relaunch", launch(root, env, server)))
+        rows = [("first launch", launch(root, env, server, latency))]
+        rows.append(("unchanged relaunch", launch(root, env, server, latency)))
         with open(os.path.join(root, "data", "small-007.bin"), "wb") as fh:
             fh.write(os.urandom(1024))
-        rows.append(("one 1 KiB file changed", launch(root, env, server)))
+        rows.append(("one 1 KiB file changed", launch(root, env, server, latency)))
     server.stop()
+    if latency:
+        print(f"every request delayed {latency:g} ms")
     for name, (wall, ops, data) in rows:
         print(f"{name:<24} wall {wall:5.2f} s   api calls {sum(ops.values()):4d}   bytes uploaded {data:>10,d}")
         print("    " + ", ".join(f"{op} {n}" for op, n in sorted(ops.items())))
