@@ -27,7 +27,8 @@ def training_main(main, inputs=None, dependencies=None, *, additional_arguments=
     dependencies: {name: folder}; shipped with the code and put on PYTHONPATH.
     additional_arguments: list of argparse kwargs, the flag in 'dest' (aws-sagemaker-remote style).
     argparse_callback: called with the parser to add the script's own flags.
-    **defaults: default for any option by its config key (instance="ml.g5.xlarge", spot=True).
+    defaults (any other keyword): the default of an option by its config key (instance="ml.g5.xlarge",
+    spot=True).
     aws-sagemaker-remote's keywords are accepted too: enable_sagemaker=False leaves out every
     --sagemaker-* flag (a local-only script); workers= is accepted and unused, as it was there.
     """
