@@ -9,4 +9,4 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     || echo "note: torch==2.13.0 could not be installed; the real torchrun test will be skipped" >&2
 fi
 # two workers (pytest-xdist): most tests wait on subprocesses and retries, so two cores run two at once
-exec .venv/bin/python -m pytest -n "${ATR_TEST_WORKERS:-2}" "$@"
+exec .venv/bin/python -m pytest -n "${ATR_TEST_WORKERS:-2}" --dist worksteal "$@"
