@@ -25,8 +25,8 @@ def record_launch(job: str, region: str, environ, folder: str = None, now=time.t
     data = read_json_dict(path)
     data[_key(folder or os.getcwd(), environ)] = {"job": job, "region": region, "time": now()}
     if len(data) > MAX_FOLDERS:
-        newest = sorted(data, key=lambda k: (data[k] or {}).get("time", 0) if isinstance(data[k], dict) else 0)
-        for stale in newest[:len(data) - MAX_FOLDERS]:
+        oldest_first = sorted(data, key=lambda k: data[k].get("time", 0) if isinstance(data[k], dict) else 0)
+        for stale in oldest_first[:len(data) - MAX_FOLDERS]:
             del data[stale]
     write_json_atomic(path, data)
 

@@ -13,6 +13,7 @@ reference/moto_fidelity.md section 5.1.
 """
 from __future__ import annotations
 
+import datetime
 import io
 import json
 import logging
@@ -579,6 +580,22 @@ class ServiceQueues:
                     job["statusReason"] = f"Received status from SageMaker: training job {training}"
 
 
+class _SandboxTrial:
+    """A tuning trial running as a sandbox training job: wait for its end, or stop it."""
+
+    def __init__(self, sandbox, name: str):
+        self.sandbox, self.name = sandbox, name
+
+    def wait(self):
+        while self.sandbox.job(self.name).training_job_status not in ("Completed", "Failed", "Stopped"):
+            time.sleep(0.1)
+        job = self.sandbox.job(self.name)
+        return job.training_job_status, getattr(job, "failure_reason", None)
+
+    def stop(self):
+        self.sandbox.client("sagemaker").stop_training_job(TrainingJobName=self.name)
+
+
 class SandboxTuning:
     """A tuning job's trials, run as sandbox training jobs through the same loop local mode uses."""
 
@@ -599,23 +616,11 @@ class SandboxTuning:
         self.thread.start()
 
     def _launch(self, name, values, on_line):
-        sandbox = self.sandbox
-
-        class Handle:
-            def wait(self_inner):
-                while sandbox.job(name).training_job_status not in ("Completed", "Failed", "Stopped"):
-                    time.sleep(0.1)
-                job = sandbox.job(name)
-                return job.training_job_status, getattr(job, "failure_reason", None)
-
-            def stop(self_inner):
-                sandbox.client("sagemaker").stop_training_job(TrainingJobName=name)
-
-        sandbox.line_listeners[name] = on_line
+        self.sandbox.line_listeners[name] = on_line
         trial = {k: v for k, v in self.definition.items() if k != "StaticHyperParameters"}
-        sandbox.client("sagemaker").create_training_job(
+        self.sandbox.client("sagemaker").create_training_job(
             TrainingJobName=name, HyperParameters={**self.definition["StaticHyperParameters"], **values}, **trial)
-        return Handle()
+        return _SandboxTrial(self.sandbox, name)
 
     def _run(self):
         from .executors.tuning import best_trial, run_trials
@@ -630,13 +635,7 @@ class SandboxTuning:
         job.hyper_parameter_tuning_job_status = "Completed" if best is not None else "Failed"
         if best is None:
             job.failure_reason = "No training job succeeded with an objective metric value"
-        job.hyper_parameter_tuning_end_time = self.sandbox_now()
-
-    @staticmethod
-    def sandbox_now():
-        import datetime
-
-        return datetime.datetime.now(datetime.timezone.utc)
+        job.hyper_parameter_tuning_end_time = datetime.datetime.now(datetime.timezone.utc)
 
     def _changed(self, trial):
         if trial not in self.trials:

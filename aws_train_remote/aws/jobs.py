@@ -40,14 +40,17 @@ def _iso(when):
     return when.isoformat() if hasattr(when, "isoformat") else None
 
 
+def _identity(job: dict) -> dict:
+    """The keys a ListTrainingJobs entry and a DescribeTrainingJob answer share."""
+    return {"name": job.get("TrainingJobName"), "arn": job.get("TrainingJobArn"),
+            "status": job.get("TrainingJobStatus"), "secondary_status": job.get("SecondaryStatus")}
+
+
 def job_record(desc: dict) -> dict:
     """A job as `status --json` prints it: stable snake_case keys, times in ISO 8601."""
     resources = desc.get("ResourceConfig") or {}
     return {
-        "name": desc.get("TrainingJobName"),
-        "arn": desc.get("TrainingJobArn"),
-        "status": desc.get("TrainingJobStatus"),
-        "secondary_status": desc.get("SecondaryStatus"),
+        **_identity(desc),
         "failure_reason": desc.get("FailureReason"),
         "created": _iso(desc.get("CreationTime")),
         "started": _iso(desc.get("TrainingStartTime")),
@@ -70,10 +73,7 @@ def job_record(desc: dict) -> dict:
 def summary_record(summary: dict) -> dict:
     """A ListTrainingJobs entry as `list --json` prints it."""
     return {
-        "name": summary.get("TrainingJobName"),
-        "arn": summary.get("TrainingJobArn"),
-        "status": summary.get("TrainingJobStatus"),
-        "secondary_status": summary.get("SecondaryStatus"),
+        **_identity(summary),
         "created": _iso(summary.get("CreationTime")),
         "ended": _iso(summary.get("TrainingEndTime")),
         "modified": _iso(summary.get("LastModifiedTime")),

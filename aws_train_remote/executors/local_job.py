@@ -226,16 +226,16 @@ class LocalJob:
         layout = self.layout(host)
         for folder in (layout.model_dir, layout.output_data_dir, layout.code_dir):
             os.makedirs(folder, exist_ok=True)
+        group = {h: name for name, _, members in instance_groups(self.request) for h in members}
         for channel in self.request.get("InputDataConfig", []):
             name = channel["ChannelName"]
             uri = channel_uri(channel)
             s3_source = channel["DataSource"].get("S3DataSource") or {}
-            if s3_source.get("InstanceGroupNames") and group_of(self.request, host)[0] not in \
-                    s3_source["InstanceGroupNames"]:
+            only = s3_source.get("InstanceGroupNames")
+            if only and group[host] not in only:
                 continue  # a channel restricted to other instance groups: this host does not get it
             sharded = s3_source.get("S3DataDistributionType") == "ShardedByS3Key"
-            receivers = [h for h in hosts if not s3_source.get("InstanceGroupNames")
-                         or group_of(self.request, h)[0] in s3_source["InstanceGroupNames"]]
+            receivers = [h for h in hosts if not only or group[h] in only]
             shard = (receivers.index(host), len(receivers)) if sharded else None
             if channel.get("InputMode") == "Pipe":
                 staging = os.path.join(self.workdir, host, "pipe-data", name)

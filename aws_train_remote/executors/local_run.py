@@ -10,7 +10,7 @@ import sys
 
 from ..contract import IN_CONTAINER_ENV
 from ..errors import UsageError
-from ..spec.values import is_s3_uri
+from ..spec.values import is_fs_uri, is_s3_uri
 
 
 def run_locally(main, namespace, definition, environ):
@@ -18,8 +18,6 @@ def run_locally(main, namespace, definition, environ):
         folder = getattr(namespace, attr, None)
         if folder:
             os.makedirs(folder, exist_ok=True)
-    from ..spec.values import is_fs_uri
-
     for name, _ in definition.inputs:
         location = getattr(namespace, name)
         if is_fs_uri(location):  # only a SageMaker job can mount it: the local copy stands for it

@@ -1,6 +1,7 @@
 """Job management behind the aws-train-remote command: list, status, logs, stop, download."""
 from __future__ import annotations
 
+import datetime
 import re
 import sys
 
@@ -65,17 +66,12 @@ def list_jobs(sm, limit: int = 20, name_contains: str = None, status: str = None
 def format_job_rows(jobs) -> list:
     rows = [f"{'CREATED (UTC)':<19}  {'STATUS':<10}  {'ENDED (UTC)':<19}  NAME"]
     for job in jobs:
-        created = job["CreationTime"].astimezone(_utc()).strftime("%Y-%m-%d %H:%M:%S")
+        created = job["CreationTime"].astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         ended = job.get("TrainingEndTime") if job["TrainingJobStatus"] in TERMINAL else None
-        ended = ended.astimezone(_utc()).strftime("%Y-%m-%d %H:%M:%S") if ended else "-"
+        ended = ended.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ended else "-"
         rows.append(f"{created:<19}  {job['TrainingJobStatus']:<10}  {ended:<19}  {job['TrainingJobName']}")
     return rows
 
-
-def _utc():
-    import datetime
-
-    return datetime.timezone.utc
 
 
 def status_lines(sm, job: str):
@@ -106,8 +102,6 @@ def stop_job(sm, job: str) -> str:
 
 def _age(flag: str, raw):
     """--since AGE as the datetime that long ago (UTC)."""
-    import datetime
-
     from ..spec.values import parse_duration
 
     if raw is None:

@@ -116,8 +116,6 @@ QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE", "SCHEDULED")
 def follow_queue(batch, launched: Launched, out, sleep=time.sleep, fast=1.0, slow=10.0) -> str:
     """Print the service job's queue states until SageMaker has the training job; its name (Batch
     may give a retried attempt a new one). A job that fails in the queue is JobFailed."""
-    from ..aws.jobs import exit_status
-
     seen, poll = None, fast
     try:
         while True:
@@ -135,7 +133,7 @@ def follow_queue(batch, launched: Launched, out, sleep=time.sleep, fast=1.0, slo
             if status in ("FAILED", "SUCCEEDED"):
                 raise JobFailed(f"queued job {launched.job_name} ended {status} in the queue"
                                 + (f": {job['statusReason']}" if job.get("statusReason") else ""),
-                                exit_code=exit_status("Failed"))
+                                exit_code=1)
             sleep(poll)
     except KeyboardInterrupt:
         print(f"\ndetached; {launched.job_name} stays queued and runs when its turn comes. Cancel it: aws batch "
@@ -524,7 +522,7 @@ def launch_tuning(spec, environ, session, out, sleep) -> int:
     if not best.get("TrainingJobName"):
         raise JobFailed(f"tuning job {name} ended {status} without a best trial"
                         + (f": {desc['FailureReason']}" if desc.get("FailureReason") else ""),
-                        exit_code=exit_status(status) or 1)
+                        exit_code=exit_status(status) if status != "Completed" else 1)
     metric = best.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
     values = ", ".join(f"{k}={v}" for k, v in (best.get("TunedHyperParameters") or {}).items())
     print(f"best: {best['TrainingJobName']} {metric.get('MetricName')}={metric.get('Value')} ({values})", file=out)

@@ -291,7 +291,7 @@ def tuning_request(spec, request: dict, plan, bucket: str) -> dict:
     (contract.HP_TUNED), so a trial sees exactly `--lr 0.05` as if typed. A trial has no
     ContainerEntrypoint, so the image's toolkit starts our entry archive. Trials do not share a
     checkpoint location (each would resume from the others' files), so there is none."""
-    import json
+    import copy
 
     from ..spec.tuning import parameter_ranges
 
@@ -310,7 +310,7 @@ def tuning_request(spec, request: dict, plan, bucket: str) -> dict:
                 "EnableNetworkIsolation", "EnableInterContainerTrafficEncryption", "EnableManagedSpotTraining",
                 "RetryStrategy", "Environment"):
         if key in request:
-            definition[key] = json.loads(json.dumps(request[key]))
+            definition[key] = copy.deepcopy(request[key])
     config = {
         "Strategy": tune.strategy,
         "HyperParameterTuningJobObjective": {"Type": tune.objective, "MetricName": tune.metric},
