@@ -35,11 +35,16 @@ RESERVED_CHANNELS = (DRIVER_CHANNEL, CODE_CHANNEL, NEURON_CACHE_CHANNEL)
 DRIVER_FILE = "atr.pyz"
 BUNDLE_FILE = "sourcedir.tar.gz"
 DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
+# A local input in File mode arrives as content-addressed objects (a ManifestFile channel); the
+# runtime lays the user's tree out from the version's tree object (plan/store.py writes it,
+# runtime/input_tree.py reads it). The path flags carry the tree's sha256 as "tree".
+TREE_VERSION = 1
 
 # Hyperparameters of our own start with "sagemaker_" so that, as with the SDK's own keys,
 # the toolkit's rules keep them out of SM_HPS, SM_HP_* and the script's argv.
 HP_ARGV = "sagemaker_atr_argv"  # chunked: sagemaker_atr_argv_0, _1, ...
 HP_PATHS = "sagemaker_atr_paths"  # JSON: which flags point at channels and /opt/ml dirs
+HP_TREES = "sagemaker_atr_trees"  # JSON {channel: sha256 of its tree object}: File channels of the input store
 HP_PROGRAM = "sagemaker_program"
 # A tuning trial has no ContainerEntrypoint: SageMaker's toolkit in the image runs ENTRY_FILE from
 # the small ENTRY_ARCHIVE (sagemaker_submit_directory), which hands over to our runtime; the

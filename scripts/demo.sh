@@ -27,7 +27,7 @@ assert not report.has_errors(), report.generate_report()
 print(f"job {req['TrainingJobName']} on {req['ResourceConfig']['InstanceType']}, spot={req['EnableManagedSpotTraining']}")
 for c in req["InputDataConfig"]:
     print(f"  channel {c['ChannelName']:<11} {c['DataSource']['S3DataSource']['S3Uri']}")
-print(f"  {len(doc['uploads'])} files in the upload plan; request passes botocore validation")
+print(f"  {len(doc['uploads'])} objects in the upload plan; request passes botocore validation")
 print(f"  full request: {sys.argv[1]}")
 PY
 .venv/bin/python -m aws_train_remote.cli.main sandbox -- bash scripts/demo_remote.sh

@@ -3,6 +3,7 @@ of the local files, and checks of what a job would read in S3."""
 import gzip
 import hashlib
 import io
+import json
 import os
 import zipfile
 
@@ -57,11 +58,24 @@ def objects(prefix="") -> dict:
 
 
 def channel(request: dict, name: str) -> dict:
-    """relative path -> sha256 of what channel `name` of this request holds in S3."""
-    uri = next(c for c in request["InputDataConfig"] if c["ChannelName"] == name)["DataSource"]["S3DataSource"]["S3Uri"]
+    """relative path -> sha256 of what channel `name` of this request holds in S3: a prefix's
+    objects, or the files a ManifestFile's tree cuts out of the objects it names."""
+    source = next(c for c in request["InputDataConfig"] if c["ChannelName"] == name)["DataSource"]["S3DataSource"]
+    uri = source["S3Uri"]
     bucket, prefix = uri[len("s3://"):].split("/", 1)
     client = s3()
     out = {}
+    if source["S3DataType"] == "ManifestFile":
+        entries = json.loads(client.get_object(Bucket=bucket, Key=prefix)["Body"].read())
+        base_bucket, base = entries[0]["prefix"][len("s3://"):].split("/", 1)
+        blobs = {s: client.get_object(Bucket=base_bucket, Key=base + s)["Body"].read() for s in entries[1:]}
+        tree = json.loads(blobs[json.loads(request["HyperParameters"]["sagemaker_atr_trees"])[name]])
+        for obj, files in tree["objects"]:
+            offset = 0
+            for path, size, _, _ in files:
+                out[path] = hashlib.sha256(blobs[obj][offset:offset + size]).hexdigest()
+                offset += size
+        return out
     for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for o in page.get("Contents", []):
             body = client.get_object(Bucket=bucket, Key=o["Key"])["Body"].read()

@@ -102,7 +102,7 @@ OFFLINE_CASES = [
     (_bytes_name("src"), REMOTE, "file name is not valid UTF-8"),
     (None, [*REMOTE, "--train", "/proc/self/mem"], "--train=/proc/self/mem: cannot be read"),
     (lambda p: (p / ".sagemakerignore").mkdir(), REMOTE, ".sagemakerignore: cannot be read as an ignore file"),
-    (_long_path, [*REMOTE, "--train", "deep"], "over S3's 1024"),
+    (_long_path, [*REMOTE, "--train", "deep", "--train-mode", "FastFile"], "over S3's 1024"),  # a prefix per file
     (None, [*REMOTE, "--sagemaker-prefix", "p" * 1000], "over S3's 1024"),
     (lambda p: os.symlink(p / "nowhere", p / "data" / "dangling"), REMOTE, "dangling: broken symlink"),
     (_mkfifo, REMOTE, "pipe: not a regular file"),

@@ -36,7 +36,7 @@ def test_no_capacity_for_the_first_type_relaunches_on_the_next(tmp_path, sandbox
         second["AlgorithmSpecification"]["TrainingImage"]
     assert channels(first) == channels(second) and first["CheckpointConfig"] == second["CheckpointConfig"]
     assert first["TrainingJobName"] != second["TrainingJobName"]
-    assert result.stdout.count("0 files sent") == 1  # the relaunch found everything in place
+    assert result.stdout.count("0 objects sent") == 1  # the relaunch found everything in place
     assert f"Completed: {second['TrainingJobName']}" in result.stdout
 
 

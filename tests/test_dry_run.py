@@ -73,7 +73,9 @@ def test_dry_run_request_is_valid_and_complete(project):
     assert list(channels) == ["atr_driver", "code", "train", "extra"]
     assert channels["extra"]["DataSource"]["S3DataSource"]["S3Uri"] == "s3://other-bucket/extra/"
     assert channels["extra"]["InputMode"] == "FastFile"
-    assert channels["train"]["DataSource"]["S3DataSource"]["S3Uri"].startswith(f"s3://{bucket}/aws-train-remote/inputs/")
+    train = channels["train"]["DataSource"]["S3DataSource"]
+    assert train["S3DataType"] == "ManifestFile"
+    assert train["S3Uri"].startswith(f"s3://{bucket}/aws-train-remote/store/manifests/")
     hps = request["HyperParameters"]
     assert contract.decode_argv(hps) == ["--epochs", "5", "--fast", "--names", "a b", "ü"]
     assert (hps["epochs"], hps["fast"], hps["names"]) == ("5", "true", json.dumps(["a b", "ü"]))
@@ -91,15 +93,24 @@ def test_dry_run_request_is_valid_and_complete(project):
     assert json.loads(hps[contract.HP_REQUIREMENTS]) == "requirements.txt"
 
 
-def test_upload_plan_lists_each_file_with_hash_and_key(project):
+def test_upload_plan_shows_the_manifest_the_packs_and_what_would_be_sent(project):
+    big = os.urandom(2 * 1024 * 1024)
+    (project / "data" / "big.bin").write_bytes(big)
     doc = dry_run(project, "--sagemaker-role", ROLE)
-    rows = {row["local"]: row for row in doc["uploads"]}
-    data_file = str(project / "data" / "sub" / "b.csv")
-    assert rows[data_file]["sha256"] == hashlib.sha256(b"3,4\n").hexdigest()
-    assert rows[data_file]["size"] == 4
     train_uri = [c for c in doc["request"]["InputDataConfig"] if c["ChannelName"] == "train"][0]
-    prefix_key = train_uri["DataSource"]["S3DataSource"]["S3Uri"].split("/", 3)[3]
-    assert rows[data_file]["key"] == prefix_key + "sub/b.csv"
+    [train] = doc["inputs"]
+    assert train["layout"] == "manifest" and train["input"] == "train"
+    assert train["manifest"] == train_uri["DataSource"]["S3DataSource"]["S3Uri"].split("/", 3)[3]
+    assert (train["files"], train["bytes"], train["packs"]) == (3, len(big) + 8, 1)
+    kinds = {o["kind"]: o for o in train["objects"]}
+    assert kinds["pack"]["files"] == 2 and kinds["pack"]["size"] == 8  # a.csv and sub/b.csv, 4 bytes each
+    assert kinds["file"]["key"].endswith("/store/objects/" + hashlib.sha256(big).hexdigest())
+    assert kinds["file"]["local"] == str(project / "data" / "big.bin")
+    assert kinds["tree"]["key"] == train["tree"]
+    sent = {row["key"] for row in doc["uploads"]}  # every object a launch needs, the tree included
+    assert {o["key"] for o in train["objects"]} <= sent
+    hps = doc["request"]["HyperParameters"]
+    assert json.loads(hps[contract.HP_TREES]) == {"train": train["tree"].rsplit("/", 1)[1]}
     bundle = doc["uploads"][0]
     with tarfile.open(bundle["local"]) as tar:
         names = tar.getnames()

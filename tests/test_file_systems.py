@@ -31,7 +31,7 @@ def test_efs_and_fsx_channels_in_the_request(tmp_path):
         assert channel == {"ChannelName": "train", "InputMode": "File",
                            "DataSource": {"FileSystemDataSource": expected}}
         assert doc["request"]["VpcConfig"]["Subnets"] == ["subnet-0abc1234"]
-        assert doc["manifests"] == []  # nothing of it is uploaded
+        assert doc["inputs"] == []  # nothing of it is uploaded
 
 
 def test_file_system_mistakes_are_one_line_before_anything(tmp_path):

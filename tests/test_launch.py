@@ -84,9 +84,9 @@ def test_uploads_are_content_addressed_and_relaunch_sends_nothing(project, aws):
     assert writes and all(c["owner"] == "123456789012" for c in writes)  # ExpectedBucketOwner on every call
     code = keys("aws-train-remote/code/")
     assert len(code) == 1 and code[0].endswith(".tar.gz")
-    inputs = keys("aws-train-remote/inputs/")
-    assert [k.rsplit("/", 1)[1] for k in inputs] == [f"part-{i}.csv" for i in range(5)]
-    manifests = keys("aws-train-remote/manifests/")
+    objects = keys("aws-train-remote/store/objects/")
+    assert len(objects) == 2  # five small files in one pack, and the tree
+    manifests = keys("aws-train-remote/store/manifests/")
     assert len(manifests) == 1
     driver = keys("aws-train-remote/driver/")
     assert len(driver) == 1 and driver[0].endswith("/atr.pyz")
@@ -95,33 +95,34 @@ def test_uploads_are_content_addressed_and_relaunch_sends_nothing(project, aws):
     second = launch(project)
     calls = aws.calls()
     assert sent_bytes(calls) == 0, calls
-    assert "0 files sent" in second.stdout
+    assert "0 objects sent" in second.stdout
     ops = [c["op"] for c in calls]
     assert ops.count("SageMaker.CreateTrainingJob") == 1 and ops.count("query.GetCallerIdentity") == 1
     assert len(calls) <= 12, ops
 
 
-def test_one_changed_file_of_2000_uploads_only_that_file(project, aws):
+def test_fastfile_one_changed_file_of_2000_uploads_only_that_file(project, aws):
+    """FastFile keeps a prefix per version: the other files are copied in S3, not sent."""
     big = project / "big"
     big.mkdir()
     for i in range(2000):
         (big / f"f{i:04d}.txt").write_text(f"row {i}\n" * 8)
-    launch(project, "--train", "big")
+    launch(project, "--train", "big", "--train-mode", "FastFile")
     (big / "f0100.txt").write_text("changed contents\n")
     aws.clear_faults()
-    result = launch(project, "--train", "big")
+    result = launch(project, "--train", "big", "--train-mode", "FastFile")
     calls = aws.calls()
     puts = [c for c in calls if c["op"] in DATA_OPS]
     manifest_puts = [c for c in puts if c["bytes"] > 1000]  # the new manifest (2000 rows)
     assert len(puts) == 2 and len(manifest_puts) == 1
     assert sent_bytes(calls) - manifest_puts[0]["bytes"] == len("changed contents\n")
     assert sum(1 for c in calls if c["op"] == "s3.CopyObject") == 1999
-    assert "1 file sent" in result.stdout and "1999 copied" in result.stdout
+    assert "1 object sent" in result.stdout and "1999 copied" in result.stdout
 
 
 def test_kms_key_is_used_for_uploads(project, aws):
     launch(project, "--sagemaker-kms-key", "alias/train")
-    key = keys("aws-train-remote/inputs/")[0]
+    key = keys("aws-train-remote/store/objects/")[0]
     head = s3().head_object(Bucket=BUCKET, Key=key)
     assert head["ServerSideEncryption"] == "aws:kms" and head["SSEKMSKeyId"].endswith("alias/train")
 
@@ -189,11 +190,11 @@ def test_ctrl_c_during_upload_creates_no_job_and_no_manifest(project, aws):
     # issue 9.3: one message, not "...run again to resume" followed by "interrupted"
     assert err.count("interrupted") == 1 and "run again to resume" not in err, err
     aws.clear_faults()
-    assert keys("aws-train-remote/manifests/") == []
+    assert keys("aws-train-remote/store/manifests/") == []
     assert not any(c["op"] == "SageMaker.CreateTrainingJob" for c in aws.calls())
     # and the next launch completes the upload
     launch(project)
-    assert len(keys("aws-train-remote/manifests/")) == 1
+    assert len(keys("aws-train-remote/store/manifests/")) == 1
 
 
 def test_failed_job_exit_status_and_reason(project, aws, monkeypatch):

@@ -44,7 +44,7 @@ def test_demo_runs_tails_and_resumes_from_spot_checkpoint(tmp_path, sandbox):
     assert second.returncode == 0, second.stderr
     assert "[algo-1] resumed from checkpoint epoch 3" in second.stdout
     assert "[algo-1] epoch=1 " not in second.stdout and "[algo-1] epoch=5 " in second.stdout
-    assert "0 files sent (0.0 MB)" in second.stdout
+    assert "0 objects sent (0.0 MB)" in second.stdout
     puts = [c for c in sandbox.calls() if c["op"] in ("s3.PutObject", "s3.UploadPart")]
     assert all(c["bytes"] < 10_000 for c in puts)  # only the job's own small checkpoints and model
     assert json.loads((tmp_path / "downloaded" / "model.json").read_text())["weights"]

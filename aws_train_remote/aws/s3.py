@@ -24,10 +24,15 @@ from ..paths import read_json_dict, write_json_atomic
 from .session import error_code
 
 MULTIPART_THRESHOLD = 16 * 1024 * 1024
+# A manifest older than this is written again at launch, so `aws-train-remote gc` (whose cutoff is
+# at least this) never takes a version that is being launched for an unused one.
+MANIFEST_REFRESH_SECONDS = 86400
 
 
 @dataclass
 class UploadReport:
+    """Counted in objects: a file of a prefix input, a large file or a pack of the store, the code
+    bundle, the driver (manifests are not counted)."""
     bytes_uploaded: int = 0
     files_uploaded: int = 0
     files_copied: int = 0
@@ -100,11 +105,16 @@ class ObjectIndex:
 
 def list_prefix(s3, bucket: str, prefix: str, owner: str = None) -> dict:
     """key -> size of every object under `prefix` (one page walk)."""
+    return {key: size for key, (size, _) in list_objects(s3, bucket, prefix, owner).items()}
+
+
+def list_objects(s3, bucket: str, prefix: str, owner: str = None) -> dict:
+    """key -> (size, LastModified) of every object under `prefix`: one call per 1,000 objects."""
     found = {}
     kwargs = {"Bucket": bucket, "Prefix": prefix, **({"ExpectedBucketOwner": owner} if owner else {})}
     for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
         for obj in page.get("Contents", []):
-            found[obj["Key"]] = obj["Size"]
+            found[obj["Key"]] = (obj["Size"], obj["LastModified"])
     return found
 
 
@@ -183,15 +193,15 @@ class Uploader:
             extra.update(ServerSideEncryption="aws:kms", SSEKMSKeyId=self.kms_key)
         return extra
 
-    def upload_plan(self, plan) -> UploadReport:
-        """Upload what is missing; inputs' manifests last. Raises on failure, leaving no manifest."""
-        uploads, copies, manifests = [], [], []
+    def upload_plan(self, plan, clock=None) -> UploadReport:
+        """Upload what is missing; manifests last. Raises on failure, leaving no new manifest."""
+        uploads, copies, puts, manifests = [], [], [], []
         for single in plan.singles():
             if object_size(self.s3, self.bucket, single.key, self.owner) == single.size:
                 self.report.files_present += 1
             else:
                 uploads.append(single)
-        for item in plan.inputs:
+        for item in plan.prefix_inputs():
             complete = object_exists(self.s3, self.bucket, item.manifest_key, self.owner)
             present = list_prefix(self.s3, self.bucket, item.prefix_key, self.owner)
             for f in item.files:
@@ -206,12 +216,85 @@ class Uploader:
                     uploads.append(f)
             if not complete:
                 manifests.append((item.manifest_key, item.manifest))
+        stores = plan.store_inputs()
+        if stores:
+            more_uploads, puts, store_manifests = self._store_needs(stores, clock)
+            uploads += more_uploads
+            manifests += store_manifests
         self._transfer(uploads, copies)
-        for key, body in manifests:  # only now is each prefix complete
+        self._put_all(puts)
+        for key, body in manifests:  # only now is each version complete
             self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **self.extra_args)
         for f in plan.singles():
             self._record(f)
         return self.report
+
+    def _store_needs(self, stores, clock=None) -> tuple:
+        """One listing of the store tells what is there (a deleted object included): the large files
+        to send (as PlannedFile), the packs and trees to put, the manifests to write."""
+        import datetime
+
+        from ..plan.uploads import PlannedFile
+
+        now = (clock or (lambda: datetime.datetime.now(datetime.timezone.utc)))()
+        root = stores[0].objects_key().rsplit("objects/", 1)[0]  # <prefix>/store/
+        listing = list_objects(self.s3, self.bucket, root, self.owner)
+        uploads, puts, manifests, seen = [], [], [], set()
+        for item in stores:
+            for obj in item.unique_objects():
+                key = item.object_key(obj.sha256)
+                if key in seen:
+                    continue
+                seen.add(key)
+                if listing.get(key, (None,))[0] == obj.size:
+                    self.report.files_present += 1
+                elif obj.kind == "file":
+                    m = obj.members[0]
+                    uploads.append(PlannedFile(m.local, m.relpath, m.size, m.sha256, key, m.stamp))
+                else:
+                    puts.append((key, obj))
+            key = item.manifest_key(self.bucket)
+            there = listing.get(key)
+            if there is None or (now - there[1]).total_seconds() > MANIFEST_REFRESH_SECONDS:
+                manifests.append((key, item.manifest(self.bucket)))
+        return uploads, puts, manifests
+
+    def _put_all(self, puts) -> None:
+        """Packs (read from their files now, refused if one changed since it was hashed) and trees,
+        concurrently."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        from ..plan.hashcache import FileChanged
+        from ..plan.store import read_pack
+
+        def put(item):
+            key, obj = item
+            try:
+                body = obj.body if obj.kind == "tree" else read_pack(obj)
+            except FileChanged as err:
+                raise FileChangedDuringUpload(f"{err} changed while it was uploaded; nothing was marked "
+                                              "complete; launch again once it is written") from None
+            try:
+                self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **self.extra_args)
+            except (ClientError, BotoCoreError):
+                if object_size(self.s3, self.bucket, key, self.owner) != len(body):
+                    raise  # not a lost reply of a put that landed
+            with self._lock:
+                self.report.files_uploaded += 1
+                self.report.bytes_uploaded += len(body)
+
+        try:
+            for phase in ("pack", "tree"):  # a tree only once the packs it names are in
+                batch = [item for item in puts if item[1].kind == phase]
+                if batch:
+                    with concurrent.futures.ThreadPoolExecutor(min(self.max_concurrency, len(batch))) as pool:
+                        for _ in pool.map(put, batch):
+                            pass
+        except (TrainRemoteError, KeyboardInterrupt):
+            raise
+        except Exception as err:  # noqa: BLE001 - one message for any transfer failure
+            raise AwsError(f"upload to s3://{self.bucket} failed: {err}; nothing was marked complete, "
+                           "run again to resume") from None
 
     def _record(self, f) -> None:
         if self.index is not None:

@@ -48,6 +48,12 @@ class AwsSession:
             config = Config(retries={"mode": self.retry_mode, "total_max_attempts": self.max_attempts},
                             connect_timeout=10, read_timeout=60, max_pool_connections=32)
             self._clients[service] = self.boto.client(service, config=config)
+            import gc
+
+            # botocore's models are hundreds of thousands of objects that live as long as the process;
+            # kept out of the cyclic collector they cost no collection time during the launch, and the
+            # interpreter's exit is about 200 ms faster (measured: bench/launch.py).
+            gc.freeze()
         return self._clients[service]
 
     @property

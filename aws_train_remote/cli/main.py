@@ -26,6 +26,10 @@ EXAMPLES = {
                 "  aws-train-remote download JOB --dest models/run3 --json",
     "role": "examples:\n  aws-train-remote role create\n"
             "  aws-train-remote role create my-training-role --bucket my-bucket",
+    "gc": "examples:\n  aws-train-remote gc --dry-run\n  aws-train-remote gc --older-than 90d\n"
+          "  aws-train-remote gc --bucket my-bucket --prefix team-a\n\n"
+          "Deletes input-store objects and manifests that no manifest newer than the cutoff and no\n"
+          "running training or tuning job names (docs/remote.md, 'The input store').",
     "sandbox": "examples:\n  aws-train-remote sandbox              (prints the exports for another shell)\n"
                "  aws-train-remote sandbox -- python train.py --sagemaker-run yes",
 }
@@ -80,6 +84,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("name", nargs="?", default="aws-train-remote-training",
                    help="role name (default: aws-train-remote-training)")
     p.add_argument("--bucket", help="the one bucket the role may use (default: sagemaker-<region>-<account>)")
+    p = command("gc", "delete uploaded input data that no recent or running job uses", parents=[common])
+    p.add_argument("--older-than", default="30d", metavar="AGE",
+                   help="keep what a manifest written within AGE names (at least 1d; default: 30d)")
+    p.add_argument("--dry-run", action="store_true", help="print what would be deleted; delete nothing")
+    p.add_argument("--bucket", help="the bucket of the uploads (default: sagemaker-<region>-<account>)")
+    p.add_argument("--prefix", default="aws-train-remote",
+                   help="the --sagemaker-prefix of the uploads (default: aws-train-remote)")
     p = command("sandbox", "a loopback AWS (moto) on 127.0.0.1 for trying the remote path with no account; "
                 "with a command after --, runs it against the sandbox")
     p.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (default: a free one)")
@@ -135,7 +146,7 @@ def run_aws(args) -> int:
     from ..spec.job import resolve_region
 
     job, job_region = (None, None)
-    if args.command not in ("list", "role"):
+    if args.command not in ("list", "role", "gc"):
         job, job_region = manage.resolve_job(args.job, os.environ)
     region = resolve_region(args.region or job_region, os.environ, read_aws_config(), args.profile)
     if not region:
@@ -146,6 +157,8 @@ def run_aws(args) -> int:
         return manage.cmd_list(session, args)
     if args.command == "role":
         return manage.cmd_role(session, args, region)
+    if args.command == "gc":
+        return manage.cmd_gc(session, args, region)
     if args.command == "status":
         return manage.cmd_status(session, job, args.json)
     if args.command == "logs":

@@ -11,7 +11,7 @@ import os
 from ..gitinfo import read_git_info
 from ..paths import cache_root
 from ..plan.hashcache import HashCache
-from ..plan.request import ACCOUNT_PLACEHOLDER, account_from_role, build_request
+from ..plan.request import ACCOUNT_PLACEHOLDER, account_from_role, build_request, default_bucket
 from ..plan.uploads import build_upload_plan
 
 
@@ -53,10 +53,14 @@ def dry_run_document(spec, environ) -> dict:
         notes.append(f"{len(plan.skipped)} files or folders of the source are kept out of the code bundle "
                      "(see kept_out); a `!name` line in .sagemakerignore ships one on purpose")
     document = {"request": request}
+    bucket = spec.bucket or default_bucket(spec.region, account)
+    if plan.store_inputs():
+        notes.append("File and Pipe inputs travel as content-addressed objects of the input store (large files, "
+                      "packs of small files, a tree) named by a manifest (see inputs); a launch sends only the "
+                      "objects S3 does not hold yet")
     if spec.tune:
-        from ..plan.request import default_bucket, tuning_request
+        from ..plan.request import tuning_request
 
-        bucket = spec.bucket or default_bucket(spec.region, account)
         document["tuning_request"] = tuning_request(spec, request, plan, bucket)
         notes.append(f"a tuning job of {spec.tune.max_jobs} trials ({spec.tune.parallel_jobs} at a time), each the "
                      "request above with the tuned values: CreateHyperParameterTuningJob, shown as tuning_request")
@@ -66,8 +70,10 @@ def dry_run_document(spec, environ) -> dict:
         document["submit_service_job"] = service_job_request(spec, request)
         notes.append(f"the job is queued in AWS Batch queue {spec.queue} (SubmitServiceJob, shown as "
                      "submit_service_job); its payload is the request above")
-    return {**document, "uploads": plan.describe(),
-            "manifests": [{"key": i.manifest_key, "size": len(i.manifest)} for i in plan.inputs],
+    inputs = [i.describe(bucket) for i in plan.store_inputs()]
+    inputs += [{"input": i.name, "layout": "prefix", "prefix": i.prefix_key, "manifest": i.manifest_key,
+                "files": len(i.files), "bytes": sum(f.size for f in i.files)} for i in plan.prefix_inputs()]
+    return {**document, "uploads": plan.describe(bucket), "inputs": inputs,
             "kept_out": [{"path": rel, "reason": why} for rel, why in plan.skipped],
             "notes": notes}
 

@@ -58,6 +58,14 @@ class S3Storage:
             count += 1
         return count
 
+    def read(self, uri: str) -> bytes:
+        bucket, key = contract.split_s3(uri)
+        return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def download(self, uri: str, target: str) -> None:
+        bucket, key = contract.split_s3(uri)
+        self.s3.download_file(bucket, key, target)
+
     def put(self, local: str, uri: str) -> None:
         bucket, key = contract.split_s3(uri)
         self.s3.upload_file(local, bucket, key)
@@ -71,6 +79,27 @@ class S3Storage:
             self.s3.upload_file(os.path.join(local_dir, rel), bucket, prefix + rel)
         for rel in removed:
             self.s3.delete_object(Bucket=bucket, Key=prefix + rel)
+
+
+def fetch_manifest(storage, uri: str, dest: str, shard=None) -> list:
+    """A ManifestFile channel as SageMaker's File mode is reported to place it: each listed object
+    under `dest` at its whole key (reference/manifest_channels.md), so the runtime cannot rely on
+    where it lands. Returns the local paths in manifest order, repeats kept (Pipe streams that)."""
+    os.makedirs(dest, exist_ok=True)
+    entries = json.loads(storage.read(uri))
+    prefix = entries[0]["prefix"]
+    _, key_prefix = contract.split_s3(prefix)
+    paths, fetched = [], {}
+    for suffix in shard_of(entries[1:], shard):
+        if suffix not in fetched:
+            target = os.path.realpath(os.path.join(dest, key_prefix + suffix))
+            if not target.startswith(os.path.realpath(dest) + os.sep):
+                raise ValueError(f"manifest {uri} names {suffix!r}, outside its prefix")
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            storage.download(prefix + suffix, target)
+            fetched[suffix] = target
+        paths.append(fetched[suffix])
+    return paths
 
 
 def shard_of(keys: list, shard) -> list:
@@ -175,13 +204,22 @@ def write_config(layout, request: dict, host: str, hosts: list) -> None:
             json.dump(body, fh)
 
 
-def _feed_pipe(fifo: str, folder: str) -> None:
-    """Pipe mode: the channel's files, concatenated, through the FIFO <channel>_0."""
+def folder_files(folder: str) -> list:
+    """A prefix channel's files in key order (the order S3 lists them, so Pipe streams them)."""
+    found = []
+    for dirpath, _, files in os.walk(folder):
+        for name in files:
+            full = os.path.join(dirpath, name)
+            found.append((os.path.relpath(full, folder).replace(os.sep, "/").encode("utf-8"), full))
+    return [full for _, full in sorted(found)]
+
+
+def _feed_pipe(fifo: str, paths: list) -> None:
+    """Pipe mode: the channel's objects, concatenated, through the FIFO <channel>_0."""
     with open(fifo, "wb") as out:
-        for dirpath, _, files in sorted(os.walk(folder)):
-            for name in sorted(files):
-                with open(os.path.join(dirpath, name), "rb") as fh:
-                    shutil.copyfileobj(fh, out)
+        for path in paths:
+            with open(path, "rb") as fh:
+                shutil.copyfileobj(fh, out)
 
 
 class LocalJob:
@@ -237,13 +275,20 @@ class LocalJob:
             sharded = s3_source.get("S3DataDistributionType") == "ShardedByS3Key"
             receivers = [h for h in hosts if not only or group[h] in only]
             shard = (receivers.index(host), len(receivers)) if sharded else None
+            manifest = s3_source.get("S3DataType") == "ManifestFile"
             if channel.get("InputMode") == "Pipe":
                 staging = os.path.join(self.workdir, host, "pipe-data", name)
-                self.storage.fetch(uri, staging, shard)
+                if manifest:
+                    paths = fetch_manifest(self.storage, uri, staging, shard)
+                else:
+                    self.storage.fetch(uri, staging, shard)
+                    paths = folder_files(staging)
                 fifo = layout.pipe_path(name, 0)
                 os.makedirs(os.path.dirname(fifo), exist_ok=True)
                 os.mkfifo(fifo)
-                threading.Thread(target=_feed_pipe, args=(fifo, staging), daemon=True).start()
+                threading.Thread(target=_feed_pipe, args=(fifo, paths), daemon=True).start()
+            elif manifest:
+                fetch_manifest(self.storage, uri, layout.channel_dir(name), shard)
             else:
                 self.storage.fetch(uri, layout.channel_dir(name), shard)
         write_config(layout, self.request, host, hosts)

@@ -16,6 +16,7 @@ import threading
 from ..aws.jobs import plural
 from ..errors import JobFailed
 from ..paths import cache_root
+from ..plan.store import StoreInput
 from .local_job import channel_uri, scan_changes, shard_of
 
 LOCAL_ACCOUNT = "000000000000"
@@ -29,8 +30,9 @@ def _fs_source(location: str) -> dict:
 
 
 class MirrorStorage:
-    """s3://bucket/key <-> <root>/bucket/key, plus `sources`: URI -> local file or folder that
-    stands for it (the planned uploads, which are never copied into the mirror)."""
+    """s3://bucket/key <-> <root>/bucket/key, plus `sources`: URI -> what stands for it, never
+    copied into the mirror: a local file or folder (the planned uploads), bytes (a manifest, a
+    tree), or a function that writes the object to a path (a pack, built from its files)."""
 
     def __init__(self, root: str, sources: dict):
         self.root = root
@@ -71,6 +73,23 @@ class MirrorStorage:
             shutil.copy2(full, target)
         return len(chosen)
 
+    def read(self, uri: str) -> bytes:
+        source = self.sources.get(uri)
+        if isinstance(source, bytes):
+            return source
+        with open(source if isinstance(source, str) else self._path(uri), "rb") as fh:
+            return fh.read()
+
+    def download(self, uri: str, target: str) -> None:
+        source = self.sources.get(uri)
+        if callable(source):
+            source(target)
+        elif isinstance(source, bytes):
+            with open(target, "wb") as fh:
+                fh.write(source)
+        else:
+            shutil.copy2(source if isinstance(source, str) else self._path(uri), target)
+
     def seed(self, uri: str, folder: str) -> int:
         """--checkpoint-initial: copy a local folder (or file) into the prefix `uri`."""
         target = self._path(uri.rstrip("/") + "/")
@@ -109,6 +128,31 @@ class MirrorStorage:
                 pass
 
 
+def store_sources(item, bucket: str) -> dict:
+    """What stands for a store input's manifest and objects here: the manifest and tree bytes, a
+    large file itself, a pack written from its files when a job fetches it."""
+    def writer(obj):
+        def write(target):
+            from ..errors import UsageError
+            from ..plan.hashcache import FileChanged
+            from ..plan.store import read_pack
+
+            try:
+                data = read_pack(obj)
+            except FileChanged as err:
+                raise UsageError(f"--{item.name.replace('_', '-')}", str(err), "changed after the launch "
+                                 "read it", "run again once it is written") from None
+            with open(target, "wb") as fh:
+                fh.write(data)
+        return write
+
+    sources = {f"s3://{bucket}/{item.manifest_key(bucket)}": item.manifest(bucket)}
+    for obj in item.unique_objects():
+        uri = f"s3://{bucket}/{item.object_key(obj.sha256)}"
+        sources[uri] = obj.body if obj.kind == "tree" else obj.members[0].local if obj.kind == "file" else writer(obj)
+    return sources
+
+
 def run_local(spec, environ, out=None) -> int:
     from ..plan.request import build_request
     from ..plan.uploads import build_upload_plan
@@ -132,6 +176,9 @@ def run_local(spec, environ, out=None) -> int:
     sources = {f"s3://{bucket}/{plan.code.key.rsplit('/', 1)[0]}/": (plan.code.local, plan.code.relpath),
                f"s3://{bucket}/{plan.driver.key.rsplit('/', 1)[0]}/": (plan.driver.local, plan.driver.relpath)}
     for item, planned in zip([i for i in spec.inputs if not i.is_remote], plan.inputs):
+        if isinstance(planned, StoreInput):
+            sources.update(store_sources(planned, bucket))
+            continue
         local = (item.location, planned.files[0].relpath) if planned.single_file else item.location
         sources[f"s3://{bucket}/{planned.prefix_key}"] = local
     for item in spec.inputs:

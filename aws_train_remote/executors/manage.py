@@ -241,3 +241,24 @@ def cmd_role(session, args, region: str) -> int:
           + (f" (may use s3://{bucket} only)" if created else ""))
     print(f"use it: export AWS_TRAIN_REMOTE_ROLE={arn}   (or --sagemaker-role {args.name})")
     return 0
+
+
+def cmd_gc(session, args, region: str) -> int:
+    from ..spec.values import parse_duration
+    from .sagemaker import account_id
+    from .store_gc import check_cutoff, run_gc
+
+    try:
+        seconds = parse_duration(args.older_than)
+    except ValueError as err:
+        raise UsageError("--older-than", args.older_than, str(err), "e.g. --older-than 30d") from None
+    check_cutoff(seconds, args.older_than)
+    cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
+    if args.bucket:
+        bucket = args.bucket
+    else:
+        from ..plan.request import default_bucket
+
+        bucket = default_bucket(region, account_id(session))
+    return run_gc(session.client("s3"), session.client("sagemaker"), bucket, args.prefix, cutoff, args.dry_run,
+                  sys.stdout)

@@ -41,15 +41,16 @@ def account_id(session) -> str:
         raise AwsError(f"sts:GetCallerIdentity failed ({err}); check your credentials and region") from None
 
 
-def resolve_role(iam, role: str, account: str) -> str:
-    """A role ARN as given; a role name looked up (it may live under a path) or, without
-    iam:GetRole permission, assumed to be at the root path. Never created."""
+def resolve_role(session, role: str, account: str) -> str:
+    """A role ARN as given (no IAM client is made for it: loading its model costs tens of ms);
+    a role name looked up (it may live under a path) or, without iam:GetRole permission, assumed
+    to be at the root path. Never created."""
     from botocore.exceptions import ClientError
 
     if role.startswith("arn:"):
         return role
     try:
-        return iam.get_role(RoleName=role)["Role"]["Arn"]
+        return session.client("iam").get_role(RoleName=role)["Role"]["Arn"]
     except ClientError as err:
         if error_code(err) == "NoSuchEntity":
             raise UsageError("--sagemaker-role", role, f"no such IAM role in account {account}",
@@ -67,8 +68,10 @@ INTERRUPTED_BEFORE_CREATE = ("\ninterrupted: no job was created; what was upload
 def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
     """Upload and create the job; return as soon as CreateTrainingJob succeeded."""
     from ..aws.models import resolve_model_job
+    from ..spec.job import JOB_MODEL
 
-    spec = resolve_model_job(spec, session.client("sagemaker"))
+    if any(i.model_init and i.location.startswith(JOB_MODEL) for i in spec.inputs):
+        spec = resolve_model_job(spec, session.client("sagemaker"))
     try:
         prepared = prepare(spec, session, environ, out if out is not None else sys.stdout)
     except KeyboardInterrupt:
@@ -164,7 +167,7 @@ def prepare(spec, session, environ, out) -> Prepared:
 
     # read-only checks against AWS; nothing is created (locally or in AWS) before all of them pass
     account = account_id(session)
-    role_arn = resolve_role(session.client("iam"), spec.role, account)
+    role_arn = resolve_role(session, spec.role, account)
     bucket = spec.bucket or default_bucket(spec.region, account)
     s3 = session.client("s3")
     bucket_exists = s3mod.check_bucket(s3, bucket, account, "--sagemaker-bucket", may_create=spec.bucket is None)
@@ -192,7 +195,7 @@ def prepare(spec, session, environ, out) -> Prepared:
         report = uploader.upload_plan(plan)
     finally:
         index.save()
-    print(f"uploads: {plural(report.files_uploaded, 'file')} sent ({report.bytes_uploaded / 1e6:.1f} MB), "
+    print(f"uploads: {plural(report.files_uploaded, 'object')} sent ({report.bytes_uploaded / 1e6:.1f} MB), "
           f"{report.files_copied} copied in S3, {report.files_present} already there", file=out)
 
     from ..gitinfo import read_git_info

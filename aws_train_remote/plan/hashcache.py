@@ -60,11 +60,13 @@ class HashCache:
             self._entries = read_json_dict(self.path)
         return self._entries
 
-    def __call__(self, path: str) -> tuple:
+    takes_stat = True  # callers that listed the folder pass the os.stat they have
+
+    def __call__(self, path: str, st=None) -> tuple:
         """(sha256, stamp) of `path`, from the cache when its stamp is unchanged."""
         entries = self._load()
-        stamp = stamp_of(os.stat(path))
-        key = os.path.abspath(path)
+        stamp = stamp_of(st if st is not None else os.stat(path))
+        key = path if os.path.isabs(path) else os.path.abspath(path)
         hit = entries.get(key)
         if isinstance(hit, list) and len(hit) == len(stamp) + 1 and hit[:-1] == stamp:
             return hit[-1], stamp

@@ -13,6 +13,8 @@ from ..contract import encode_hyperparameter as encode
 from ..errors import UsageError
 from ..spec.options import INPUT_DISTRIBUTIONS
 from ..spec.values import parse_fs_uri
+from .store import StoreInput
+from .uploads import uses_store
 
 ACCOUNT_PLACEHOLDER = "<account>"
 LAUNCH_TAG = "aws-train-remote:launch"  # the launch token: a job carrying ours is ours to adopt
@@ -68,10 +70,11 @@ def output_uri(spec, bucket: str) -> str:
     return spec.output_s3 or _uri(bucket, _join(spec.prefix, "output"))
 
 
-def _channel(name: str, uri: str, mode: str = "File", distribution: str = "FullyReplicated") -> dict:
+def _channel(name: str, uri: str, mode: str = "File", distribution: str = "FullyReplicated",
+             data_type: str = "S3Prefix") -> dict:
     return {
         "ChannelName": name,
-        "DataSource": {"S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": uri,
+        "DataSource": {"S3DataSource": {"S3DataType": data_type, "S3Uri": uri,
                                         "S3DataDistributionType": distribution}},
         "InputMode": mode,
     }
@@ -129,9 +132,10 @@ def job_settings(spec) -> dict:
     return settings
 
 
-def hyperparameters(spec) -> dict:
+def hyperparameters(spec, trees: dict = None) -> dict:
     """Every hyperparameter of the job; raises UsageError past SageMaker's limits. Pure, so the
-    launcher checks it before the first file is read or written."""
+    launcher checks it before the first file is read or written. `trees`: input name -> the
+    sha256 of its version's tree object (File channels of the input store)."""
     hps = {name: text for name, text in spec.hyperparameters}
     ours = {
         contract.HP_PROGRAM: encode(spec.script),
@@ -142,6 +146,11 @@ def hyperparameters(spec) -> dict:
         contract.HP_SETTINGS: encode(job_settings(spec), compact=True),
         contract.HP_DEPENDENCIES: encode([d.bundle_path.rsplit("/", 1)[0] for d in spec.dependencies]),
     }
+    if trees is None:  # the check before planning: a tree's name is as long as any other
+        trees = {i.name: "0" * 64 for i in spec.inputs
+                 if not i.is_remote and i.mode == "File" and uses_store(i.mode, i.distribution)}
+    if trees:
+        ours[contract.HP_TREES] = encode(trees, compact=True)
     if spec.requirements:
         ours[contract.HP_REQUIREMENTS] = encode(spec.requirements)
     if spec.nproc_per_node:
@@ -164,6 +173,11 @@ def hyperparameters(spec) -> dict:
             raise UsageError(f"--{key}", value, f"longer than {contract.HP_VALUE_LIMIT} characters",
                              "pass it in a file instead")
     return hps
+
+
+def store_trees(plan) -> dict:
+    """Input name -> its tree object's sha256, for the File channels the runtime lays out."""
+    return {i.name: i.tree.sha256 for i in plan.inputs if isinstance(i, StoreInput) and i.mode == "File"}
 
 
 def build_tags(spec, git) -> list:
@@ -203,8 +217,12 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
             channels.append({"ChannelName": item.name, "InputMode": "File", "DataSource": {"FileSystemDataSource": {
                 "FileSystemId": fs_id, "FileSystemAccessMode": "ro", "FileSystemType": kind, "DirectoryPath": path}}})
             continue
-        uri = item.location if item.is_s3 else _uri(bucket, uploaded[item.name].prefix_key)
-        channels.append(_channel(item.name, uri, item.mode, INPUT_DISTRIBUTIONS[item.distribution]))
+        planned = uploaded.get(item.name)
+        if isinstance(planned, StoreInput):
+            uri, data_type = _uri(bucket, planned.manifest_key(bucket)), "ManifestFile"
+        else:
+            uri, data_type = (item.location if item.is_s3 else _uri(bucket, planned.prefix_key)), "S3Prefix"
+        channels.append(_channel(item.name, uri, item.mode, INPUT_DISTRIBUTIONS[item.distribution], data_type))
         if item.instance_groups:
             channels[-1]["DataSource"]["S3DataSource"]["InstanceGroupNames"] = list(item.instance_groups)
     cache = neuron_cache_uri(spec, bucket)
@@ -233,7 +251,7 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
         "TrainingJobName": spec.job_name,
         "RoleArn": role or role_arn(spec.role, account),
         "AlgorithmSpecification": algorithm,
-        "HyperParameters": hyperparameters(spec),
+        "HyperParameters": hyperparameters(spec, store_trees(plan)),
         "InputDataConfig": channels,
         "OutputDataConfig": output,
         "ResourceConfig": resources,

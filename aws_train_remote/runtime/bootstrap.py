@@ -136,6 +136,21 @@ def install_requirements(code_dir: str, requirements, python: str, environ) -> s
     return python
 
 
+def lay_out_inputs(layout, trees: dict) -> None:
+    """File channels of the input store: the user's folder, laid out from the objects."""
+    from .input_tree import LayoutError, lay_out
+
+    for name, tree in sorted(trees.items()):
+        folder = layout.channel_dir(name)
+        if not os.path.isdir(folder):
+            continue  # an instance group this channel is not for
+        try:
+            count = lay_out(folder, tree)
+        except (LayoutError, OSError, ValueError, KeyError) as err:
+            raise SetupError(f"input channel {name!r}: cannot lay out its files: {err}") from None
+        log(f"input {name!r}: {count} file{'' if count == 1 else 's'} laid out in {folder}")
+
+
 def unpack_models(layout, paths: dict) -> None:
     """--sagemaker-model-from: unpack the earlier model (safely) before the script starts, so
     args.model_init is a folder in every mode."""
@@ -196,6 +211,7 @@ def main(environ=None) -> int:
     else:  # a job not launched by aws-train-remote: arguments exactly as the toolkit builds them
         argv = launch.toolkit_args(environment.user_hyperparameters(raw_hps))
     try:
+        lay_out_inputs(layout, _decode(raw_hps, contract.HP_TREES, {}) or {})
         unpack_models(layout, paths)
     except SetupError as err:
         log(str(err))

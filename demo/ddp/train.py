@@ -87,14 +87,18 @@ def main(args):
             if rank == 0:
                 print(f"stopping after epoch {epoch}; checkpoint saved", flush=True)
             if distributed:
+                dist.barrier()  # all ranks leave together: gloo aborts a rank whose peers already tore down
                 dist.destroy_process_group()
             raise SystemExit(143)
 
     if rank == 0:
+        with torch.no_grad():  # also when the checkpoint was already the last epoch
+            full = torch.nn.functional.mse_loss(model(x.to(device)), y.to(device)).item()
         os.makedirs(args.model_dir, exist_ok=True)
         torch.save(model.state_dict(), os.path.join(args.model_dir, "model.pt"))
         print(f"done: loss={full:.6f} model={os.path.join(args.model_dir, 'model.pt')}", flush=True)
     if distributed:
+        dist.barrier()  # rank 0 was still saving the model
         dist.destroy_process_group()
 
 
