@@ -32,6 +32,27 @@ S3_ERROR = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><M
             b"</Message><RequestId>injected</RequestId></Error>")
 
 
+def simulate_principal_policy(body: bytes):
+    """iam:SimulatePrincipalPolicy, which moto lacks (a 500) and the SageMaker SDK's ModelTrainer
+    calls before anything else: the sandbox enforces no IAM policy, so every action is allowed."""
+    from xml.sax.saxutils import escape
+
+    form = urllib.parse.parse_qs(body.decode("utf-8", "replace"))
+
+    def listed(name):  # Name.member.1, .2, ... .10: in number order
+        found = [(int(k.rsplit(".", 1)[1]), v[0]) for k, v in form.items() if k.startswith(name + ".member.")]
+        return [value for _, value in sorted(found)]
+
+    actions, resources = listed("ActionNames"), listed("ResourceArns") or ["*"]
+    members = "".join(f"<member><EvalActionName>{escape(a)}</EvalActionName><EvalResourceName>{escape(r)}"
+                      "</EvalResourceName><EvalDecision>allowed</EvalDecision></member>"
+                      for a in actions for r in resources)
+    return 200, ('<SimulatePrincipalPolicyResponse xmlns="https://iam.amazonaws.com/doc/2010-05-08/">'
+                 f"<SimulatePrincipalPolicyResult><IsTruncated>false</IsTruncated><EvaluationResults>{members}"
+                 "</EvaluationResults></SimulatePrincipalPolicyResult><ResponseMetadata><RequestId>sandbox"
+                 "</RequestId></ResponseMetadata></SimulatePrincipalPolicyResponse>").encode()
+
+
 def operation_name(environ, body: bytes = b"") -> str:
     target = environ.get("HTTP_X_AMZ_TARGET")
     if target:
@@ -124,11 +145,12 @@ class FaultInjector:
             answer = self.handlers[op](body)
         if answer is not None:
             status, payload = answer
-            data = json.dumps(payload).encode()
+            xml = isinstance(payload, bytes)  # a query-protocol reply (IAM), already XML
+            data = payload if xml else json.dumps(payload).encode()
             reason = {200: "OK", 400: "Bad Request"}.get(status, "Error")
             if fault and fault["kind"] == "drop_after":
                 return self._drop(environ)
-            start_response(f"{status} {reason}", [("Content-Type", "application/x-amz-json-1.1"),
+            start_response(f"{status} {reason}", [("Content-Type", "text/xml" if xml else "application/x-amz-json-1.1"),
                                              ("Content-Length", str(len(data)))])
             return [data]
         seen = {}
@@ -296,6 +318,7 @@ class LoopbackAws:
         for op in ("SubmitServiceJob", "DescribeServiceJob", "TerminateServiceJob"):
             self.injector.handlers[f"batch.{op}"] = getattr(self.queues, op)
         self.injector.after["SageMaker.CreateTrainingJob"] = self._start_job
+        self.injector.handlers["query.SimulatePrincipalPolicy"] = simulate_principal_policy
 
     def stop(self):
         self.server.shutdown()

@@ -182,3 +182,17 @@ def test_a_job_built_by_another_tool_runs_under_our_runtime(tmp_path, sandbox):
     body = s3.get_object(Bucket="other-tool", Key="output/built-elsewhere/output/model.tar.gz")["Body"].read()
     with tf.open(fileobj=io.BytesIO(body)) as tar:
         assert json.load(tar.extractfile("m.json")) == {"epochs": 3}
+
+
+def test_sandbox_answers_simulate_principal_policy(aws):
+    """moto lacks iam:SimulatePrincipalPolicy (a 500); the SageMaker SDK's ModelTrainer calls it
+    first, so the sandbox answers it (it enforces no policy: everything is allowed)."""
+    iam = boto3.client("iam", region_name="us-east-1")
+    arn = aws.create_role("Checked")
+    reply = iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=["s3:PutObject", "s3:GetObject"],
+                                          ResourceArns=["arn:aws:s3:::bucket/*"])
+    assert [(r["EvalActionName"], r["EvalResourceName"], r["EvalDecision"]) for r in reply["EvaluationResults"]] == [
+        ("s3:PutObject", "arn:aws:s3:::bucket/*", "allowed"), ("s3:GetObject", "arn:aws:s3:::bucket/*", "allowed")]
+    many = [f"sagemaker:Action{i}" for i in range(12)]  # member.10 comes after member.9
+    reply = iam.simulate_principal_policy(PolicySourceArn=arn, ActionNames=many)
+    assert [r["EvalActionName"] for r in reply["EvaluationResults"]] == many
