@@ -112,3 +112,42 @@ def test_gc_command_refuses_a_short_cutoff_and_previews(tmp_path, aws):
     real = cli("gc", "--region", "us-east-1", cwd=tmp_path)
     assert real.returncode == 0 and "deleted 0 manifests and 0 objects" in real.stdout
     assert keys("aws-train-remote/") == before
+
+
+def test_a_launch_writes_a_manifest_older_than_a_day_again(tmp_path, aws):
+    """What keeps gc from taking a version that is being launched: the launch re-writes a manifest
+    more than a day old (clock passed in), and only then."""
+    from aws_train_remote.aws.s3 import Uploader, create_bucket
+    from aws_train_remote.plan.uploads import plan_input
+
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.txt").write_text("a\n")
+    item = plan_input("train", str(tmp_path / "data"), "aws-train-remote")
+    s3 = boto3.client("s3", region_name="us-east-1")
+    create_bucket(s3, BUCKET, "us-east-1")
+    now = datetime.datetime.now(datetime.timezone.utc)
+
+    def manifest_puts(clock):
+        aws.clear_faults()
+        Uploader(s3, BUCKET).upload_plan(_Only(item), clock=lambda: clock)
+        return [c for c in aws.calls() if c["op"] == "s3.PutObject" and "/manifests/" in c["path"]]
+
+    assert len(manifest_puts(now)) == 1  # the first launch writes it
+    assert manifest_puts(now + datetime.timedelta(hours=23)) == []  # a fresh one is left alone
+    assert len(manifest_puts(now + datetime.timedelta(hours=25))) == 1  # an old one is written again
+
+
+class _Only:
+    """An upload plan of one store input and nothing else."""
+
+    def __init__(self, item):
+        self.item = item
+
+    def singles(self):
+        return ()
+
+    def prefix_inputs(self):
+        return []
+
+    def store_inputs(self):
+        return [self.item]

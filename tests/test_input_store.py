@@ -256,3 +256,25 @@ def test_a_launch_costs_what_changed_and_a_deleted_object_is_sent_again(tmp_path
     fourth = launch(tmp_path)
     assert "1 object sent (3.1 MB)" in fourth.stdout
     assert store_keys("objects")[large] == 3 * 1024 * 1024
+
+
+def test_an_object_deleted_after_the_launch_fails_the_job_before_the_script_starts(tmp_path, aws):
+    """The job's request is run here (LocalJob over the loopback S3) after one object of its
+    version was deleted: staging fails naming it, as SageMaker's download would, and the script
+    never starts on a partial folder (the runtime's own check is
+    test_runtime_refuses_a_missing_object_and_an_escaping_path)."""
+    from aws_train_remote.executors.local_job import LocalJob, S3Storage
+
+    write_script(tmp_path, LISTER)
+    make_folder(tmp_path / "data")
+    launch(tmp_path)
+    request = [c["body"] for c in aws.calls() if c["op"] == "SageMaker.CreateTrainingJob"][-1]
+    s3 = boto3.client("s3", region_name="us-east-1")
+    big = hashlib.sha256((tmp_path / "data" / "big.bin").read_bytes()).hexdigest()
+    s3.delete_object(Bucket=BUCKET, Key=f"aws-train-remote/store/objects/{big}")
+    lines = []
+    outcome = LocalJob(request, S3Storage(s3), on_line=lambda host, text: lines.append(text)).run()
+    assert outcome.status == "Failed"
+    assert outcome.failure_reason.startswith("ClientError: could not stage the job's data")
+    assert f"store/objects/{big}, named by the manifest" in outcome.failure_reason
+    assert not any(line.startswith("TREE ") for line in lines)  # the script did not run

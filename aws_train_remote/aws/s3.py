@@ -1,14 +1,18 @@
 """Uploads of an UploadPlan: content-addressed, concurrent, never half-done, resumable.
 
-What is already in S3 is found by one ListObjectsV2 walk per input prefix (key and size), not
-a HEAD per object, and is not sent again; a manifest is trusted only together with the objects
-it names, so a deleted object is sent again. An input file whose bytes were uploaded before
-under another prefix is copied server-side. Each object is recorded in the local index as it
-completes (saved atomically even on Ctrl-C), and the manifest of each input is written only
-after all its files, so an interrupted upload is never taken as complete and a relaunch sends
-only what is missing. A file whose stat stamp moved while it was uploaded is deleted from S3
-again and refused. Multipart uploads this launch leaves behind are aborted. One transfer
-manager serves all files.
+The input store (File and Pipe inputs): one ListObjectsV2 walk of <prefix>/store/ says which
+objects are there with their sizes, so a deleted or truncated one is sent again and nothing
+present is; large files go through the transfer manager, packs (read from their files just before
+they are sent) and trees are put, and each version's manifest is written after all of them.
+Prefix inputs (FastFile, sharded): what is already in S3 is found by one ListObjectsV2 walk per
+input prefix (key and size), not a HEAD per object; a manifest is trusted only together with the
+objects it names, so a deleted object is sent again. An input file whose bytes were uploaded before
+under another key is copied server-side. Each object is recorded in the local index as it
+completes (saved atomically even on Ctrl-C), and every manifest is written only after its
+objects, so an interrupted upload is never taken as complete and a relaunch sends only what is
+missing. A file whose stat stamp moved while it was uploaded is deleted from S3 again and
+refused. Multipart uploads this launch leaves behind are aborted. One transfer manager serves all
+files.
 """
 from __future__ import annotations
 

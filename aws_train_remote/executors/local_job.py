@@ -96,7 +96,10 @@ def fetch_manifest(storage, uri: str, dest: str, shard=None) -> list:
             if not target.startswith(os.path.realpath(dest) + os.sep):
                 raise ValueError(f"manifest {uri} names {suffix!r}, outside its prefix")
             os.makedirs(os.path.dirname(target), exist_ok=True)
-            storage.download(prefix + suffix, target)
+            try:
+                storage.download(prefix + suffix, target)
+            except Exception as err:  # noqa: BLE001 - as SageMaker: the channel cannot be downloaded
+                raise ValueError(f"{prefix}{suffix}, named by the manifest {uri}, cannot be read ({err})") from None
             fetched[suffix] = target
         paths.append(fetched[suffix])
     return paths
