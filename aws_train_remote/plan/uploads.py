@@ -203,7 +203,7 @@ def plan_input(name: str, location: str, prefix: str, hash_file=hash_stable, fla
     hashed = []
     for rel, full, st in entries:
         sha, stamp = hash_input_file(flag, full, hash_file, st)
-        hashed.append((rel, full, stamp[0], sha, tuple(stamp), stat.S_IMODE(st.st_mode)))
+        hashed.append((rel, full, stamp[0], sha, tuple(stamp), stat.S_IMODE(st.st_mode) & 0o777))
     if uses_store(mode, distribution):
         longest = _key(prefix, "store", "manifests", "0" * 64 + ".json")
         if len(longest.encode("utf-8")) > S3_KEY_LIMIT:

@@ -18,7 +18,6 @@ import shutil
 from .. import contract
 
 HASH_NAME = re.compile(r"^[0-9a-f]{64}$")
-CHUNK = 1024 * 1024
 
 
 class LayoutError(Exception):
@@ -50,18 +49,6 @@ def _collect(channel_dir: str, aside: str) -> dict:
     return found
 
 
-def _copy_range(src: str, offset: int, size: int, dest: str) -> None:
-    with open(src, "rb") as fin, open(dest, "wb") as fout:
-        fin.seek(offset)
-        left = size
-        while left:
-            block = fin.read(min(CHUNK, left))
-            if not block:
-                raise LayoutError(f"pack {os.path.basename(src)} is shorter than its tree says")
-            fout.write(block)
-            left -= len(block)
-
-
 def lay_out(channel_dir: str, tree_sha: str) -> int:
     """Lay the channel's files out from its tree; returns how many files were placed."""
     aside = channel_dir.rstrip(os.sep) + ".atr-objects"
@@ -86,10 +73,14 @@ def lay_out(channel_dir: str, tree_sha: str) -> int:
             raise LayoutError(f"{len(missing)} of its objects are missing (first: {missing[0]}); were they deleted "
                               "from S3 after the launch? Launching again uploads them")
         placed = {}  # sha256 -> (the first path that holds it, its mode)
+        made, pack = set(), (None, b"")  # folders made; the pack in memory (the tree lists object by object)
         for path, size, sha, mode, obj, offset in rows:
             target = _safe_target(channel_dir, path)
-            os.makedirs(os.path.dirname(target), exist_ok=True)
-            source, mode = objects[obj], mode & 0o7777
+            folder = os.path.dirname(target)
+            if folder not in made:
+                os.makedirs(folder, exist_ok=True)
+                made.add(folder)
+            source, mode = objects[obj], mode & 0o777  # permission bits only: never set-id bits
             twin, twin_mode = placed.get(sha, (None, None))
             if twin is not None and twin_mode == mode:
                 try:
@@ -104,8 +95,14 @@ def lay_out(channel_dir: str, tree_sha: str) -> int:
                     raise LayoutError(f"{path}: object {obj} has the wrong size")
                 os.replace(source, target)
                 objects[obj] = target  # a later path may still cut from it
-            else:
-                _copy_range(source, offset, size, target)
+            else:  # a pack (at most 8 MiB, plan/store.py): read once, cut in memory
+                if pack[0] != obj:
+                    with open(source, "rb") as fh:
+                        pack = (obj, fh.read())
+                if offset + size > len(pack[1]):
+                    raise LayoutError(f"pack {obj} is shorter than its tree says")
+                with open(target, "wb") as fh:
+                    fh.write(pack[1][offset:offset + size])
             os.chmod(target, mode)
             placed.setdefault(sha, (target, mode))
         for rel in tree.get("dirs", []):
