@@ -101,6 +101,11 @@ def test_gc_command_refuses_a_short_cutoff_and_previews(tmp_path, aws):
     short = cli("gc", "--older-than", "2h", "--region", "us-east-1", cwd=tmp_path)
     assert short.returncode == 2 and "Traceback" not in short.stderr
     assert "--older-than=2h: shorter than a day" in short.stderr and len(short.stderr.strip().splitlines()) == 1
+    nothing = cli("gc", "--dry-run", "--region", "us-east-1", cwd=tmp_path)  # no launch yet: no default bucket
+    assert nothing.returncode == 0 and "nothing to delete" in nothing.stdout, nothing.stderr
+    unknown = cli("gc", "--bucket", "no-such-bucket", "--region", "us-east-1", cwd=tmp_path)
+    assert unknown.returncode == 2 and "--bucket=no-such-bucket: no such bucket" in unknown.stderr
+    assert len(unknown.stderr.strip().splitlines()) == 1
     write_script(tmp_path, SCRIPT)
     (tmp_path / "data").mkdir()
     (tmp_path / "data" / "a.txt").write_text("a\n")

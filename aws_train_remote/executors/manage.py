@@ -254,11 +254,13 @@ def cmd_gc(session, args, region: str) -> int:
         raise UsageError("--older-than", args.older_than, str(err), "e.g. --older-than 30d") from None
     check_cutoff(seconds, args.older_than)
     cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
-    if args.bucket:
-        bucket = args.bucket
-    else:
-        from ..plan.request import default_bucket
+    from ..aws.s3 import check_bucket
+    from ..plan.request import default_bucket
 
-        bucket = default_bucket(region, account_id(session))
-    return run_gc(session.client("s3"), session.client("sagemaker"), bucket, args.prefix, cutoff, args.dry_run,
-                  sys.stdout)
+    account = account_id(session)
+    bucket = args.bucket or default_bucket(region, account)
+    s3 = session.client("s3")
+    if not check_bucket(s3, bucket, account, "--bucket", may_create=args.bucket is None):
+        print(f"gc: there is no bucket {bucket}, so nothing was uploaded there; nothing to delete")
+        return 0
+    return run_gc(s3, session.client("sagemaker"), bucket, args.prefix, cutoff, args.dry_run, sys.stdout)
