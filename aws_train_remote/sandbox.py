@@ -640,9 +640,17 @@ class SandboxTuning:
 
     def _launch(self, name, values, on_line):
         self.sandbox.line_listeners[name] = on_line
+        from botocore.exceptions import ClientError
+
         trial = {k: v for k, v in self.definition.items() if k != "StaticHyperParameters"}
-        self.sandbox.client("sagemaker").create_training_job(
-            TrainingJobName=name, HyperParameters={**self.definition["StaticHyperParameters"], **values}, **trial)
+        try:
+            self.sandbox.client("sagemaker").create_training_job(
+                TrainingJobName=name, HyperParameters={**self.definition["StaticHyperParameters"], **values}, **trial)
+        except ClientError as err:
+            # a retry after a first attempt that created the job (its reply lost on a busy machine):
+            # the name is this trial's own, so the job that holds it is this trial
+            if err.response.get("Error", {}).get("Code") != "ResourceInUse":
+                raise
         return _SandboxTrial(self.sandbox, name)
 
     def _run(self):
