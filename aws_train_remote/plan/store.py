@@ -12,11 +12,11 @@ Layout under <prefix>/store/ in the bucket (shared by every input, version and p
 A pack is the plain concatenation of a run of consecutive small files in path order; a File
 channel's runtime cuts each file out by offset (the tree says where). In a Pipe channel a large
 file also ends the pack before it, so streaming the version's objects in order carries exactly
-the files' bytes in path order. Where a pack
-ends depends on the paths, not on the bytes before them: a file ends its pack when the hash of its
-path falls under its weight / PACK_TARGET, or the pack would pass PACK_MAX, or a large file comes
-next. So one changed small file changes one pack (two when its size moved a boundary), and an
-added or removed file does not shift the packs after it.
+the files' bytes in path order. Where a pack ends depends on the paths, not on the bytes before
+them: a file ends its pack when the hash of its path falls under its weight / PACK_TARGET, or the
+pack would pass PACK_MAX, or (Pipe) a large file comes next. So one changed small file changes one
+pack (two when its size moved a boundary), and an added or removed file does not shift the packs
+after it.
 
 Files in, objects and bytes out; nothing here touches the network.
 """
@@ -84,12 +84,7 @@ class StoreInput:
         path order, repeats kept, no tree (Pipe: the stream is exactly the files' bytes)."""
         if self.mode == "Pipe":
             return [obj.sha256 for obj in self.objects]
-        seen, out = set(), []
-        for obj in (*self.objects, self.tree):
-            if obj.sha256 not in seen:
-                seen.add(obj.sha256)
-                out.append(obj.sha256)
-        return out
+        return [obj.sha256 for obj in self.unique_objects()]
 
     def manifest(self, bucket: str) -> bytes:
         return json.dumps([{"prefix": f"s3://{bucket}/{self.objects_key()}"}, *self.manifest_entries()],
