@@ -37,7 +37,7 @@ BUNDLE_FILE = "sourcedir.tar.gz"
 DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
 # A local input in File mode arrives as content-addressed objects (a ManifestFile channel); the
 # runtime lays the user's tree out from the version's tree object (plan/store.py writes it,
-# runtime/input_tree.py reads it). The path flags carry the tree's sha256 as "tree".
+# runtime/input_tree.py reads it); HP_TREES names each channel's tree.
 TREE_VERSION = 1
 
 # Hyperparameters of our own start with "sagemaker_" so that, as with the SDK's own keys,

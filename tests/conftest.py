@@ -69,3 +69,12 @@ def run_python(args, cwd, env=None, timeout=120, input=None):
     full_env.update(env or {})
     return subprocess.run([sys.executable, *args], cwd=str(cwd), env=full_env, capture_output=True,
                           text=True, timeout=timeout, input=input)
+
+
+def launch_no_wait(cwd, role, *args, check=True):
+    """train.py --sagemaker-run yes --sagemaker-wait no: returns once the job exists."""
+    result = run_python(["train.py", "--sagemaker-run", "yes", "--sagemaker-role", role, "--sagemaker-wait", "no",
+                         *args], cwd=cwd)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result

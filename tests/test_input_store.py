@@ -8,10 +8,9 @@ import stat
 
 import boto3
 import pytest
-from conftest import run_python, write_script
+from conftest import launch_no_wait, run_python, write_script
 
 from aws_train_remote.plan import store
-from aws_train_remote.plan.hashcache import hash_stable
 from aws_train_remote.plan.uploads import plan_input
 from aws_train_remote.runtime.input_tree import LayoutError, lay_out
 
@@ -105,7 +104,7 @@ def place_as_sagemaker(item, channel, bucket="bkt"):
 
 def test_runtime_lays_out_exactly_the_users_folder(tmp_path):
     src = make_folder(tmp_path / "src")
-    item = plan_input("train", str(src), "p", hash_stable)
+    item = plan_input("train", str(src), "p")
     assert isinstance(item, store.StoreInput)
     assert [o.kind for o in item.unique_objects()].count("file") == 1  # the two big twins are one object
     channel = tmp_path / "opt" / "train"
@@ -119,7 +118,7 @@ def test_runtime_lays_out_exactly_the_users_folder(tmp_path):
 
 def test_runtime_refuses_a_missing_object_and_an_escaping_path(tmp_path):
     src = make_folder(tmp_path / "src")
-    item = plan_input("train", str(src), "p", hash_stable)
+    item = plan_input("train", str(src), "p")
     channel = tmp_path / "train"
     place_as_sagemaker(item, channel)
     os.remove(channel / "p" / "store" / "objects" / [o for o in item.objects if o.kind == "file"][0].sha256)
@@ -214,11 +213,7 @@ def store_keys(kind):
 
 
 def launch(project, *args, check=True):
-    result = run_python(["train.py", "--sagemaker-run", "yes", "--sagemaker-role", ROLE, "--sagemaker-wait", "no",
-                         *args], cwd=project)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+    return launch_no_wait(project, ROLE, *args, check=check)
 
 
 def data_puts(calls):

@@ -9,7 +9,7 @@ import time
 
 import boto3
 import pytest
-from conftest import REPO, run_python, write_script
+from conftest import REPO, launch_no_wait, run_python, write_script
 
 ROLE = "arn:aws:iam::123456789012:role/TrainRole"
 BUCKET = "sagemaker-us-east-1-123456789012"
@@ -36,11 +36,7 @@ def project(tmp_path):
 
 
 def launch(project, *args, check=True):
-    result = run_python(["train.py", "--sagemaker-run", "yes", "--sagemaker-role", ROLE, "--sagemaker-wait", "no",
-                         *args], cwd=project)
-    if check:
-        assert result.returncode == 0, result.stderr
-    return result
+    return launch_no_wait(project, ROLE, *args, check=check)
 
 
 def without_launch_token(request):

@@ -241,8 +241,9 @@ class Uploader:
         from ..plan.uploads import PlannedFile
 
         now = (clock or (lambda: datetime.datetime.now(datetime.timezone.utc)))()
-        root = stores[0].objects_key().rsplit("objects/", 1)[0]  # <prefix>/store/
-        listing = list_objects(self.s3, self.bucket, root, self.owner)
+        from ..plan.store import store_root
+
+        listing = list_objects(self.s3, self.bucket, store_root(stores[0].prefix), self.owner)
         uploads, puts, manifests, seen = [], [], [], set()
         for item in stores:
             for obj in item.unique_objects():

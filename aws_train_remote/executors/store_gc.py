@@ -16,7 +16,9 @@ import json
 from dataclasses import dataclass, field
 
 from ..aws.s3 import MANIFEST_REFRESH_SECONDS, list_objects
+from ..contract import split_s3
 from ..errors import UsageError
+from ..plan.store import store_root
 
 RUNNING = ("InProgress", "Stopping")
 
@@ -70,13 +72,12 @@ def running_uris(sm) -> set:
 def _named_by(s3, bucket: str, key: str) -> set:
     """The object keys a store manifest names."""
     entries = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
-    prefix = entries[0]["prefix"]
-    base = prefix.split("/", 3)[3] if prefix.count("/") >= 3 else ""
+    base = split_s3(entries[0]["prefix"])[1]
     return {base + suffix for suffix in entries[1:]}
 
 
 def plan_gc(s3, sm, bucket: str, prefix: str, cutoff: datetime.datetime) -> GcPlan:
-    root = "/".join(p for p in (prefix.strip("/"), "store") if p) + "/"
+    root = store_root(prefix)
     listing = list_objects(s3, bucket, root)
     manifests = {k: v for k, v in listing.items() if k.startswith(root + "manifests/")}
     objects = {k: v for k, v in listing.items() if k.startswith(root + "objects/")}
@@ -98,11 +99,11 @@ def plan_gc(s3, sm, bucket: str, prefix: str, cutoff: datetime.datetime) -> GcPl
 
 def plan_prefix_versions(plan: GcPlan, s3, bucket: str, prefix: str, cutoff, in_use: set) -> None:
     """FastFile and sharded inputs: a version is <prefix>/inputs/<hash>/ and <prefix>/manifests/<hash>.json."""
-    base = "/".join(p for p in (prefix.strip("/"),) if p)
-    manifests_at = (base + "/" if base else "") + "manifests/"
+    base = prefix.strip("/") + "/" if prefix.strip("/") else ""
+    manifests_at = base + "manifests/"
     for key, (_, modified) in list_objects(s3, bucket, manifests_at).items():
         digest = key[len(manifests_at):].removesuffix(".json")
-        folder = (base + "/" if base else "") + f"inputs/{digest}/"
+        folder = f"{base}inputs/{digest}/"
         if modified >= cutoff or folder in in_use:
             plan.kept_manifests += 1
             continue

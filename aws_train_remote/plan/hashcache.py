@@ -60,10 +60,9 @@ class HashCache:
             self._entries = read_json_dict(self.path)
         return self._entries
 
-    takes_stat = True  # callers that listed the folder pass the os.stat they have
-
     def __call__(self, path: str, st=None) -> tuple:
-        """(sha256, stamp) of `path`, from the cache when its stamp is unchanged."""
+        """(sha256, stamp) of `path`, from the cache when its stamp is unchanged. `st`: the os.stat a
+        folder listing already has, so the file is not stat'ed twice."""
         entries = self._load()
         stamp = stamp_of(st if st is not None else os.stat(path))
         key = path if os.path.isabs(path) else os.path.abspath(path)

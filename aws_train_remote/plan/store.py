@@ -74,7 +74,7 @@ class StoreInput:
         return tuple(m for obj in self.objects for m in obj.members)
 
     def objects_key(self) -> str:
-        return _join(self.prefix, "store", "objects") + "/"
+        return store_root(self.prefix) + "objects/"
 
     def object_key(self, sha: str) -> str:
         return self.objects_key() + sha
@@ -92,7 +92,7 @@ class StoreInput:
 
     def manifest_key(self, bucket: str) -> str:
         digest = hashlib.sha256(self.manifest(bucket)).hexdigest()
-        return _join(self.prefix, "store", "manifests", f"{digest}.json")
+        return f"{store_root(self.prefix)}manifests/{digest}.json"
 
     def unique_objects(self) -> list:
         """Every object this version needs in the store, once each, the tree included."""
@@ -115,8 +115,9 @@ class StoreInput:
                 "packs": len(packs)}
 
 
-def _join(*parts: str) -> str:
-    return "/".join(p.strip("/") for p in parts if p and p.strip("/"))
+def store_root(prefix: str) -> str:
+    """<prefix>/store/ (store/ for no prefix): where every input version of that prefix lives."""
+    return "/".join(p for p in (prefix.strip("/"), "store") if p) + "/"
 
 
 def _boundary(member: Member, target: int = PACK_TARGET) -> bool:

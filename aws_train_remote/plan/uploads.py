@@ -169,7 +169,7 @@ def hash_input_file(flag: str, path: str, hash_file, st=None) -> tuple:
     """(sha256, stamp), or one line naming the file that cannot be read. `st`: the file's os.stat
     when the caller has it (a hash cache then need not stat it again)."""
     try:
-        return hash_file(path, st) if st is not None and getattr(hash_file, "takes_stat", False) else hash_file(path)
+        return hash_file(path, st)
     except FileChanged:
         raise UsageError(flag, path, "kept changing while it was read", "launch again once it is written") from None
     except OSError as err:
@@ -183,7 +183,11 @@ def uses_store(mode: str, distribution: str) -> bool:
     return mode in ("File", "Pipe") and distribution != "sharded"
 
 
-def plan_input(name: str, location: str, prefix: str, hash_file=hash_stable, flag: str = None, mode: str = "File",
+def _hash_uncached(path: str, st=None) -> tuple:
+    return hash_stable(path)  # it stats the file around the read itself
+
+
+def plan_input(name: str, location: str, prefix: str, hash_file=_hash_uncached, flag: str = None, mode: str = "File",
                distribution: str = "replicated"):
     """An input's upload: a StoreInput (File, Pipe) or an InputUpload (a prefix per version)."""
     flag = flag or f"--{name.replace('_', '-')}"
@@ -312,7 +316,7 @@ class Scan:
     inputs: tuple  # InputUpload
 
 
-def scan(spec, cache_dir: str, hash_file=hash_stable) -> Scan:
+def scan(spec, cache_dir: str, hash_file=_hash_uncached) -> Scan:
     """Select the code and hash the inputs. Reads only: a bad file is refused before anything
     is written, locally or in AWS."""
     selection = bundle_selection(spec, also_exclude=[cache_dir])
@@ -342,5 +346,5 @@ def write_plan(spec, scanned: Scan, cache_dir: str) -> UploadPlan:
                       tuple(source.bundle_warnings(scanned.selection)), entry)
 
 
-def build_upload_plan(spec, cache_dir: str, hash_file=hash_stable) -> UploadPlan:
+def build_upload_plan(spec, cache_dir: str, hash_file=_hash_uncached) -> UploadPlan:
     return write_plan(spec, scan(spec, cache_dir, hash_file), cache_dir)
