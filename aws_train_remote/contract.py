@@ -35,6 +35,7 @@ RESERVED_CHANNELS = (DRIVER_CHANNEL, CODE_CHANNEL, NEURON_CACHE_CHANNEL)
 DRIVER_FILE = "atr.pyz"
 BUNDLE_FILE = "sourcedir.tar.gz"
 DEFAULT_CHECKPOINT_PATH = "/opt/ml/checkpoints"
+DEFAULT_TENSORBOARD_PATH = "/opt/ml/output/tensorboard"  # TensorBoardOutputConfig.LocalPath's default
 # A local input in File mode arrives as content-addressed objects (a ManifestFile channel); the
 # runtime lays the user's tree out from the version's tree object (plan/store.py writes it,
 # runtime/input_tree.py reads it); HP_TREES names each channel's tree.
@@ -65,6 +66,9 @@ SETTINGS_ENV_PREFIX = "AWS_TRAIN_REMOTE_"  # how the runtime hands them to train
 
 HP_VALUE_LIMIT = 2500  # CreateTrainingJob: each HyperParameters value <= 2500 characters
 HP_COUNT_LIMIT = 100
+# Linux's limit on one argv or environment string at exec (MAX_ARG_STRLEN, 32 pages), its final
+# NUL included; the whole argv + environment must also fit in ARG_MAX (os.sysconf("SC_ARG_MAX")).
+ARG_STRLEN_LIMIT = 131072
 CHANNEL_LIMIT = 20
 
 
@@ -161,10 +165,29 @@ def encode_hyperparameter(value, compact: bool = False) -> str:
     Values JSON cannot hold travel as their str()."""
     try:
         if compact:
-            return json.dumps(value, sort_keys=True, separators=(",", ":"))
-        return json.dumps(value)
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return json.dumps(value, ensure_ascii=False)  # SageMaker counts characters, not \uXXXX escapes
     except (TypeError, ValueError):
-        return json.dumps(str(value))
+        return json.dumps(str(value), ensure_ascii=False)
+
+
+def entry_point_problem(name: str):
+    """What is wrong with a script path relative to the code folder, or None. One rule for the
+    launcher (which refuses before anything is created) and the runtime (which checks again):
+    the script is started as an argv entry, never through a shell, so spaces, quotes and any
+    other printable character are fine; what could leave the code folder or read as an option
+    is not."""
+    if not name:
+        return "is empty"
+    if any(ord(c) < 32 or c == "\x7f" for c in name):
+        return "holds a control character (a newline, a tab, ...)"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if name.startswith("-"):
+        return "starts with '-' (python would read it as an option)"
+    if any(part in ("", ".", "..") for part in name.split("/")):
+        return "has an empty, '.' or '..' part"
+    return None
 
 
 def is_trainium(instance_type: str) -> bool:
@@ -181,11 +204,33 @@ def decode_hyperparameter(text: str):
         return text
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def encode_argv(argv, limit: int = HP_VALUE_LIMIT) -> dict:
-    """The exact argv as JSON, split over as many hyperparameters as the value limit needs."""
-    text = json.dumps(list(argv), ensure_ascii=True)
+    """The exact argv as JSON, split over as many hyperparameters as the value limit needs.
+    Characters stay as they are, since SageMaker counts characters (a CJK one as \\u4e2d would take
+    six); only lone surrogates (argv bytes that were not UTF-8, kept by Python's surrogateescape)
+    travel as \\udcXX escapes, so every value is valid UTF-8 text. A chunk may end inside an escape:
+    decode_argv joins the chunks before it parses them."""
+    text = json.dumps(list(argv), ensure_ascii=False)
+    text = _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     chunks = [text[i : i + limit] for i in range(0, len(text), limit)] or ["[]"]
     return {f"{HP_ARGV}_{i}": chunk for i, chunk in enumerate(chunks)}
+
+
+def exec_size(text: str) -> int:
+    """Bytes a string takes at exec on Linux, its NUL included: UTF-8 (a lone surrogate, a byte
+    that was not UTF-8, counted as three, never fewer than it takes)."""
+    return len(text.encode("utf-8", "surrogatepass")) + 1
+
+
+def argv_too_long(argv):
+    """(index, bytes) of the first argument Linux would refuse to exec, or None."""
+    for i, arg in enumerate(argv):
+        if len(arg) * 4 >= ARG_STRLEN_LIMIT and exec_size(arg) > ARG_STRLEN_LIMIT:  # cheap for short ones
+            return i, exec_size(arg) - 1
+    return None
 
 
 def decode_argv(hyperparameters) -> list:

@@ -40,6 +40,13 @@ class AwsError(TrainRemoteError):
     """An AWS call failed after retries; the message names the operation and the fix."""
 
 
+class FollowLost(TrainRemoteError):
+    """Following a job ended before the job did (AWS out of reach beyond the follow's patience,
+    credentials expired); the job is not affected. Exit 4, as `status` answers for a running job."""
+
+    exit_code = 4
+
+
 class MissingDependencyError(TrainRemoteError):
     """An optional package is needed for what was asked (e.g. boto3 for an s3:// input)."""
 

@@ -26,6 +26,8 @@ import time
 import urllib.parse
 import urllib.request
 
+from . import sandbox_batch, sandbox_capacity, sandbox_events
+
 INTERNAL_AGENT = "atr-sandbox-internal"  # user-agent mark of the sandbox's own calls: never faulted
 FAULT_KINDS = ("throttle", "500", "503", "slow", "slow_reply", "drop_before", "drop_after")
 S3_ERROR = (b"<?xml version='1.0' encoding='UTF-8'?><Error><Code>{code}</Code><Message>injected"
@@ -108,7 +110,14 @@ class FaultInjector:
         self.guards = {}  # operation -> fn(body bytes) -> None (let moto answer) or (status, body)
         self.foreign_buckets = {}  # bucket -> owning account: moto ignores ExpectedBucketOwner, AWS answers 403
         self.after = {}  # operation -> fn(body bytes): run after moto answered it with 200
+        self.rewrites = {}  # operation -> fn(reply dict) -> reply dict: what moto leaves out of a 200 answer
         self.lock = threading.Lock()
+        # moto's backends are plain dicts and objects, not thread-safe: a listing that meets a create
+        # raised "dictionary changed size" as a 500, and the client's retry of a create that had
+        # acted looked like a lost reply. One request at a time reaches them (and the jobs' own
+        # state changes take the same lock); injected delays are slept outside it.
+        self.backend = threading.RLock()
+        self.unexpected = []  # (op, error) of every reply the sandbox itself failed: a test expects none
 
     def __call__(self, environ, start_response):
         path = environ.get("PATH_INFO", "")
@@ -139,6 +148,13 @@ class FaultInjector:
             return self._error(op, fault, start_response)
         if op.startswith("s3.") and self._foreign(environ, path):
             return self._error(op, {"status": 403, "code": "AccessDenied"}, start_response)
+        with self.backend:
+            result = self._answer(environ, start_response, op, body, fault)
+        if fault and fault.get("reply_delay"):  # moto acted; the reply comes later (outside the lock)
+            time.sleep(fault["reply_delay"])
+        return result
+
+    def _answer(self, environ, start_response, op, body, fault):
         guard = self.guards.get(op)
         answer = guard(body) if guard else None
         if answer is None and op in self.handlers:
@@ -155,21 +171,33 @@ class FaultInjector:
             return [data]
         seen = {}
         reply = {}
+        rewrite = self.rewrites.get(op)
 
         def capture(status, headers, exc_info=None):
             seen["status"] = status
             reply["headers"] = headers
-            if fault and fault["kind"] == "drop_after":
-                return lambda data: None
+            if (fault and fault["kind"] == "drop_after") or rewrite:
+                return lambda data: None  # dropped, or answered below once rewritten
             return start_response(status, headers, exc_info)
 
         result = list(self.app(environ, capture))
+        if seen.get("status", "")[:1] == "5":
+            self.unexpected.append((op, seen["status"]))
         if seen.get("status", "").startswith("200") and op in self.after:
-            self.after[op](body)
+            try:
+                self.after[op](body)
+            except Exception as err:  # noqa: BLE001 - moto acted: the reply must say so, never a 500
+                self.unexpected.append((op, repr(err)))
+                logging.getLogger(__name__).exception("sandbox: after %s", op)
         if fault and fault["kind"] == "drop_after":  # moto acted; the reply never arrives
             return self._drop(environ)
-        if fault and fault.get("reply_delay"):
-            time.sleep(fault["reply_delay"])
+        if rewrite:
+            data = b"".join(result)
+            if seen.get("status", "").startswith("200"):
+                data = json.dumps(rewrite(json.loads(data))).encode()
+            headers = [(k, v) for k, v in reply["headers"] if k.lower() != "content-length"]
+            start_response(seen["status"], headers + [("Content-Length", str(len(data)))])
+            return [data]
         return result
 
     def _foreign(self, environ, path: str) -> bool:
@@ -276,7 +304,8 @@ class FaultInjector:
 
 
 BATCH_OPERATIONS = {"submitservicejob": "SubmitServiceJob", "describeservicejob": "DescribeServiceJob",
-                    "terminateservicejob": "TerminateServiceJob"}
+                    "terminateservicejob": "TerminateServiceJob", "listservicejobs": "ListServiceJobs",
+                    **sandbox_batch.OPERATIONS}
 CAPACITY_REASON = ("CapacityError: Unable to provision requested ML compute capacity. Please retry using a "
                    "different ML instance type.")
 
@@ -296,32 +325,78 @@ class LoopbackAws:
         logging.getLogger("werkzeug").setLevel(logging.CRITICAL)
         self.injector = FaultInjector(DomainDispatcherApplication(create_backend_app))
         self.server = make_server("127.0.0.1", port, self.injector, threaded=True)
+        self.server.socket.listen(1024)  # werkzeug's 128 is short for a CI machine's bursts
         self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
         self.injector.handlers["SageMaker.StopTrainingJob"] = self._stop_training_job
-        self.injector.guards["SageMaker.CreateTrainingJob"] = self._refuse_taken_name
+        self.injector.guards["SageMaker.CreateTrainingJob"] = self._create_guard
         self.run_jobs = run_jobs  # False: jobs stay as moto leaves them (tests script their states)
         self.runners = {}
         # capacity SageMaker cannot find: a job asking for one of these instance types (or for spot,
         # with no_spot_capacity) fails at once with SageMaker's CapacityError, as on AWS
         self.no_capacity = set()
         self.no_spot_capacity = False
+        # training plans (sandbox_capacity.py): add_training_plan makes one that becomes Active later
+        self.plans = sandbox_capacity.TrainingPlans()
+        self.injector.handlers["SageMaker.DescribeTrainingPlan"] = self.plans.describe
         self.warm_pools = {}  # match key -> (job that kept it, expiry time): --sagemaker-keep-alive
+        self.pool_folders = {}  # job -> its warm pool's cache folder, handed on to the job that reuses the pool
+        self.injector.handlers["SageMaker.UpdateTrainingJob"] = self._update_training_job
         self.queues = ServiceQueues(self)  # AWS Batch service jobs, which moto does not emulate
+        self.queue_policies = sandbox_batch.QueuePolicies()  # SAGEMAKER_TRAINING queues and their policies
+        self.queue_policies.install(self.injector)
         self.tunings = {}  # tuning job name -> SandboxTuning: moto stores tuning jobs but runs no trials
         self.line_listeners = {}  # training job name -> callable(text): a tuner reading its trial's log
         self.injector.after["SageMaker.CreateHyperParameterTuningJob"] = self._start_tuning
         self.injector.handlers["SageMaker.ListTrainingJobsForHyperParameterTuningJob"] = self._list_trials
-        for op in ("SubmitServiceJob", "DescribeServiceJob", "TerminateServiceJob"):
+        for op in ("SubmitServiceJob", "DescribeServiceJob", "TerminateServiceJob", "ListServiceJobs"):
             self.injector.handlers[f"batch.{op}"] = getattr(self.queues, op)
         self.injector.after["SageMaker.CreateTrainingJob"] = self._start_job
+        self.injector.rewrites["SageMaker.ListTrainingJobs"] = self._list_with_secondary_status
         self.injector.handlers["query.SimulatePrincipalPolicy"] = simulate_principal_policy
+        # issue 20: prices (GetProducts) and the jobs' state-change events on EventBridge (sandbox_events.py)
+        self.injector.handlers["AWSPriceListService.GetProducts"] = sandbox_events.get_products
+        self.state_changes = sandbox_events.StateChanges()
 
     def stop(self):
         self.server.shutdown()
+        self._drop_pool_folders()
+
+    def _drop_pool_folders(self):
+        for folder in self.pool_folders.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        self.pool_folders.clear()
+
+    def pool_folder(self, job: str, reused_from: str = None) -> str:
+        """The warm pool cache folder of `job`: the pool's it reuses, else a new one (issue 19.6)."""
+        import tempfile
+
+        folder = self.pool_folders.pop(reused_from, None) if reused_from else None
+        self.pool_folders[job] = folder or tempfile.mkdtemp(prefix="atr-warm-pool-")
+        return self.pool_folders[job]
+
+    def _update_training_job(self, body):
+        """UpdateTrainingJob, which moto lacks: RemoteDebugConfig while the job is Downloading or
+        Training, as SageMaker allows (train-remote-debugging.html). Its other members are not emulated."""
+        request = json.loads(body or b"{}")
+        name = request.get("TrainingJobName")
+        try:
+            job = self.job(name)
+        except KeyError:
+            return 400, {"__type": "ValidationException", "message": f"Could not find training job {name!r}."}
+        others = sorted(set(request) - {"TrainingJobName", "RemoteDebugConfig"})
+        if others:
+            return 400, {"__type": "ValidationException", "message": f"the sandbox does not emulate {others}"}
+        if job.training_job_status != "InProgress" or job.secondary_status not in ("Downloading", "Training"):
+            return 400, {"__type": "ValidationException", "message": "RemoteDebugConfig can be updated only while the "
+                         f"job's SecondaryStatus is Downloading or Training; it is {job.secondary_status}"}
+        if "RemoteDebugConfig" in request:
+            self.set_job(name, remote_debug_config={
+                "EnableRemoteDebug": bool(request["RemoteDebugConfig"].get("EnableRemoteDebug"))})
+        return 200, {"TrainingJobArn": job.arn}
 
     # -- what moto does not emulate: job lifecycle (reference/moto_fidelity.md 1.2, 1.3, 1.6)
     def job(self, name: str, account: str = "123456789012", region: str = "us-east-1"):
@@ -330,9 +405,13 @@ class LoopbackAws:
         return sagemaker_backends[account][region].training_jobs[name]
 
     def set_job(self, name: str, **attrs):
-        job = self.job(name)
-        for key, value in attrs.items():
-            setattr(job, key, value)
+        with self.injector.backend:  # never half-changed under a DescribeTrainingJob being answered
+            job = self.job(name)
+            before = job.training_job_status
+            for key, value in attrs.items():
+                setattr(job, key, value)
+            if job.training_job_status != before:  # SageMaker's event on EventBridge (sandbox_events.py)
+                self.state_changes.job_changed(job)
 
     def _stop_training_job(self, body):
         name = json.loads(body)["TrainingJobName"]
@@ -346,6 +425,15 @@ class LoopbackAws:
             runner.stop()
         return 200, {}
 
+    def add_training_plan(self, name: str, instance_type: str, count: int = 1, active_after: float = 0.0) -> str:
+        """A training plan for `count` instances of `instance_type`, Active `active_after` seconds from
+        now (Scheduled until then); its ARN, for --sagemaker-training-plan."""
+        return self.plans.add(name, instance_type, count, active_after)
+
+    def _create_guard(self, body):
+        """CreateTrainingJob's refusals: a taken name, a training plan that cannot take the job."""
+        return self._refuse_taken_name(body) or self.plans.refusal(body)
+
     def _refuse_taken_name(self, body):
         """AWS refuses a second job of the same name; moto silently replaces the first (fidelity 1.1)."""
         name = json.loads(body or b"{}").get("TrainingJobName")
@@ -356,20 +444,67 @@ class LoopbackAws:
         return 400, {"__type": "ResourceInUse", "message": f"Training job names must be unique within an AWS "
                      f"account and region, and a training job with this name already exists ({name})"}
 
+    def _list_with_secondary_status(self, reply):
+        """ListTrainingJobs answers each job's SecondaryStatus on AWS; moto leaves it out."""
+        for summary in reply.get("TrainingJobSummaries", []):
+            _, _, _, region, account, _ = summary.get("TrainingJobArn", "::::::").split(":", 5)
+            try:
+                summary.setdefault("SecondaryStatus", self.job(summary["TrainingJobName"], account, region)
+                                   .secondary_status)
+            except KeyError:
+                pass
+        return reply
+
     def _start_job(self, body):
         """CreateTrainingJob really runs the job: through the local executor, in a thread."""
+        request = json.loads(body)
+        # moto answers a made-up MetricDefinitions in place of the request's (`metrics` reads them)
+        self.set_job(request["TrainingJobName"], algorithm_specification=dict(request["AlgorithmSpecification"]))
+        self.set_job(request["TrainingJobName"], **sandbox_batch.echoed(request))  # issue 19.5's settings
+        if request.get("RemoteDebugConfig"):  # moto drops it; DescribeTrainingJob answers it on AWS
+            self.set_job(request["TrainingJobName"], remote_debug_config=dict(request["RemoteDebugConfig"]))
         if not self.run_jobs:
             return
-        request = json.loads(body)
-        if request["ResourceConfig"].get("InstanceType") in self.no_capacity or (
-                self.no_spot_capacity and request.get("EnableManagedSpotTraining")):
-            self.set_job(request["TrainingJobName"], training_job_status="Failed", secondary_status="Failed",
-                         failure_reason=CAPACITY_REASON)
+        request = self._with_capacity(request)
+        if request is None:
             return
-        reused = self._take_warm_pool(request)
-        runner = SandboxJob(self, request, reused_from=reused)
-        self.runners[request["TrainingJobName"]] = runner
-        runner.start()
+        plan = request["ResourceConfig"].get("TrainingPlanArn")
+        if plan and not self.plans.active(plan):  # Pending until the plan is Active (sandbox_capacity.py)
+            waiting = sandbox_capacity.PlanWait(self, request, self._run_job)
+            self.runners[request["TrainingJobName"]] = waiting
+            waiting.start()
+            return
+        self._run_job(request)
+
+    def _with_capacity(self, request):
+        """The request as it runs: an InstancePreferences list with SageMaker's selection made (the
+        first type not in no_capacity), or None when the job could not get capacity (then Failed)."""
+        resources = request["ResourceConfig"]
+        if resources.get("InstancePreferences"):
+            kind, count = sandbox_capacity.select(resources, self.no_capacity)
+            if kind is not None:
+                resources = {**resources, "SelectedInstanceType": kind, "SelectedInstanceCount": count}
+                self.set_job(request["TrainingJobName"], resource_config=dict(resources))
+                return {**request, "ResourceConfig": resources}
+        elif resources.get("InstanceType") not in self.no_capacity and not (
+                self.no_spot_capacity and request.get("EnableManagedSpotTraining")):
+            return request
+        self.set_job(request["TrainingJobName"], training_job_status="Failed", secondary_status="Failed",
+                     failure_reason=CAPACITY_REASON)
+        return None
+
+    def _run_job(self, request, transitions=()):
+        """Run the job through the local executor; `transitions`: its phases so far (a plan's wait)."""
+        try:
+            runner = SandboxJob(self, request, reused_from=self._take_warm_pool(request))
+            runner.transitions = [dict(t) for t in transitions]
+            self.runners[request["TrainingJobName"]] = runner
+            runner.start()
+        except Exception as err:  # noqa: BLE001 - the job exists: it fails as SageMaker's own would
+            self.set_job(request["TrainingJobName"], training_job_status="Failed", secondary_status="Failed",
+                         failure_reason=f"InternalServerError: the sandbox could not start the job ({err})")
+            raise
+        return runner
 
     @staticmethod
     def _pool_key(request) -> str:
@@ -443,8 +578,13 @@ class LoopbackAws:
     def reset(self):
         urllib.request.urlopen(urllib.request.Request(self.url + "/moto-api/reset", method="POST")).read()
         self.queues.reset()
+        self.queue_policies.reset()
         self.injector.foreign_buckets.clear()
+        self.injector.unexpected.clear()
         self.clear_faults()
+        self.warm_pools.clear()  # their jobs are gone with the reset
+        self.plans.reset()
+        self._drop_pool_folders()
 
     def inject(self, op: str, status: int = None, times: int = 1, delay: float = 0, code: str = None, *,
                kind: str = None, kinds=None, rate: float = None, skip: int = 0, path: str = None, seed: int = 0):
@@ -510,6 +650,9 @@ class ServiceQueues:
         import uuid
 
         request = json.loads(body)
+        refused = self.sandbox.queue_policies.refusal(request)  # a fair-share or quota-share queue's rules
+        if refused:
+            return refused
         with self.lock:
             token = request.get("clientToken")
             if token and token in self.tokens:
@@ -521,7 +664,9 @@ class ServiceQueues:
                        "serviceJobType": request["serviceJobType"],
                        "serviceRequestPayload": request["serviceRequestPayload"], "status": "SUBMITTED",
                        "createdAt": int(time.time() * 1000), "attempts": [], "isTerminated": False,
-                       "tags": request.get("tags") or {}}
+                       "tags": request.get("tags") or {},
+                       **{k: request[k] for k in ("shareIdentifier", "schedulingPriority", "quotaShareName")
+                          if k in request}}
                 self.jobs[job_id] = job
                 if token:
                     self.tokens[token] = job_id
@@ -536,6 +681,28 @@ class ServiceQueues:
             if job is None:
                 return 400, {"__type": "ClientException", "message": "Job not found"}
             return 200, json.loads(json.dumps(job))
+
+    def ListServiceJobs(self, body):  # noqa: N802
+        """A queue's jobs, newest first: with a JOB_NAME filter (case-insensitive, a trailing * a
+        prefix) of any status, else those of `jobStatus` (default RUNNING), as Batch documents it."""
+        request = json.loads(body or b"{}")
+        queue = str(request.get("jobQueue", "")).rsplit("/", 1)[-1]
+        names = [f for f in request.get("filters") or [] if f.get("name") == "JOB_NAME"]
+        pattern = (names[0].get("values") or [""])[0].lower() if names else None
+
+        def wanted(job):
+            if job["jobQueue"].rsplit("/", 1)[-1] != queue:
+                return False
+            if pattern is None:
+                return job["status"] == request.get("jobStatus", "RUNNING")
+            name = job["jobName"].lower()
+            return name.startswith(pattern[:-1]) if pattern.endswith("*") else name == pattern
+
+        with self.lock:
+            found = sorted((j for j in self.jobs.values() if wanted(j)), key=lambda j: -j["createdAt"])
+            rows = [{k: j[k] for k in ("jobId", "jobName", "jobArn", "status", "createdAt", "serviceJobType")
+                     if k in j} for j in found]
+        return 200, {"jobSummaryList": json.loads(json.dumps(rows))}
 
     def TerminateServiceJob(self, body):  # noqa: N802
         request = json.loads(body)
@@ -721,6 +888,12 @@ class SandboxJob:
         self.datetime = datetime
         env = dict(__import__("os").environ)
         env.update(sandbox.env())
+        from .executors.warm_pools import POOL_DIR_ENV, keep_alive
+        from .runtime.debugging import SANDBOX_ENV
+
+        env[SANDBOX_ENV] = "1"  # the job stands for a SageMaker one: `shell` asks the sandbox, as it would AWS
+        if keep_alive(request):  # the warm pool's cache, handed on with the pool
+            env[POOL_DIR_ENV] = sandbox.pool_folder(request["TrainingJobName"], reused_from)
         self.job = LocalJob(request, S3Storage(sandbox.client("s3")), on_line=self._line,
                             on_status=self._status, env=env)
         self.thread = threading.Thread(target=self._run, daemon=True, name=f"sandbox-{self.name}")
@@ -732,8 +905,8 @@ class SandboxJob:
         now = self.datetime.datetime.now(self.datetime.timezone.utc)
         self.start_time = now
         self.sandbox.set_job(self.name, training_job_status="InProgress", secondary_status="Starting",
-                             secondary_status_transitions=[], training_start_time=now, training_end_time=None,
-                             final_metric_data_list=[])
+                             secondary_status_transitions=[dict(t) for t in self.transitions],  # a plan's wait
+                             training_start_time=now, training_end_time=None, final_metric_data_list=[])
         self.thread.start()
 
     def stop(self):

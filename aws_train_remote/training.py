@@ -41,10 +41,14 @@ def training_main(main, inputs=None, dependencies=None, *, additional_arguments=
     except TrainRemoteError as err:
         print(f"{prog}: error: {err}", file=sys.stderr)
         raise SystemExit(err.exit_code) from None
+    script = os.path.join(os.getcwd(), "notebook.py") if notebook else _script_path(main)
+    environ = os.environ if environ is None else environ
+    here = environ.get(IN_CONTAINER_ENV) != "1" and not notebook  # in a job the runtime gives every path
     definition = ScriptDefinition(
-        script=os.path.join(os.getcwd(), "notebook.py") if notebook else _script_path(main),
-        inputs=tuple((inputs or {}).items()),
-        dependencies=tuple((dependencies or {}).items()),
+        script=script,
+        inputs=tuple(from_script_folder(inputs or {}, script).items() if here else (inputs or {}).items()),
+        dependencies=tuple(from_script_folder(dependencies or {}, script).items() if here
+                           else (dependencies or {}).items()),
         additional_arguments=tuple(additional_arguments or ()),
         argparse_callback=argparse_callback,
         description=description if description is not None else (main.__doc__ or None),
@@ -54,7 +58,6 @@ def training_main(main, inputs=None, dependencies=None, *, additional_arguments=
     )
     if argv is None:  # a notebook kernel's argv (-f kernel.json) is not the script's
         argv = [] if notebook else sys.argv[1:]
-    environ = os.environ if environ is None else environ
     try:
         return run(definition, main, list(argv), environ, defaults, notebook)
     except TrainRemoteError as err:
@@ -63,6 +66,25 @@ def training_main(main, inputs=None, dependencies=None, *, additional_arguments=
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+
+
+def from_script_folder(paths: dict, script: str) -> dict:
+    """Relative paths written in the script (inputs=, dependencies=) are the script's own: relative
+    to its folder, wherever it is started from (`python myproj/train.py` from the parent folder
+    finds myproj/data). They are given back relative to the current folder, as a path typed on
+    the command line is, so args.<name> reads as before when started from the script's folder.
+    URIs (s3://, efs://, fsx://), absolute paths and ~ paths are left as they are."""
+    folder = os.path.dirname(os.path.abspath(script))
+    resolved = {}
+    for name, value in paths.items():
+        text = str(value) if value is not None else value
+        if not text or "://" in text or os.path.isabs(text) or text.startswith("~"):
+            resolved[name] = value
+            continue
+        full = os.path.normpath(os.path.join(folder, text))
+        relative = os.path.relpath(full, os.getcwd())
+        resolved[name] = full if relative.startswith(".." + os.sep + "..") else relative
+    return resolved
 
 
 def training_job(inputs=None, dependencies=None, **options):
@@ -135,14 +157,14 @@ def layered_defaults(definition, environ, keywords, argv, sdk_config=False) -> d
     layers = [builtin_defaults()]
     sdk_path = config_mod.sdk_config_path(environ)
     if sdk_config and sdk_path.is_file():
-        layers.append(config_mod.parse_sdk_config(config_mod.read_yaml(sdk_path), str(sdk_path)))
+        layers.append(config_mod.parse_sdk_config(config_mod.read_yaml(sdk_path, written=True), str(sdk_path)))
     layers.append(config_mod.parse_keywords(keywords))
     explicit = _peek_flag(argv, "--sagemaker-config")
     in_container = environ.get(IN_CONTAINER_ENV) == "1"
     files = [] if in_container else config_mod.discover_config_files(explicit, os.path.dirname(definition.script),
                                                                       environ)
     for path in files:
-        layers.append(config_mod.parse_config(config_mod.read_yaml(path), str(path)))
+        layers.append(config_mod.parse_config(config_mod.read_yaml(path, written=True), str(path)))
     layers.append(config_mod.parse_environment(environ))
     return config_mod.merge_layers(*layers)
 
@@ -222,7 +244,7 @@ def job_spec(definition, namespace, values, parser, argv, environ):
             user_flags.update(action.option_strings)
     container_argv = strip_flags(argv, {f: n for f, n in ours.items() if f not in user_flags})
     path_flags = {"model": "--model-dir", "output": "--output-dir", "checkpoint": "--checkpoint-dir",
-                  "run": BY_KEY["run"].flag}
+                  "tensorboard": "--tensorboard-dir", "run": BY_KEY["run"].flag}
     from .paths import read_aws_config
     from .plan.request import hyperparameters
 

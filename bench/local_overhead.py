@@ -58,6 +58,7 @@ def main():
     opts = parser.parse_args()
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     with tempfile.TemporaryDirectory() as tmp:
+        os.makedirs(os.path.join(tmp, "data"))  # the input folder a real script has (checked before main)
         for name, body in (("bare.py", BARE), ("wrapped.py", WRAPPED)):
             with open(os.path.join(tmp, name), "w") as fh:
                 fh.write(body)

@@ -4,7 +4,7 @@
 # sandbox (a local moto server whose jobs really run here): no AWS account, no network.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/bootstrap.sh
+ATR_EXTRAS=${ATR_EXTRAS:-sandbox} bash scripts/bootstrap.sh
 PY=.venv/bin/python
 out=demo/output
 rm -rf "$out"

@@ -9,6 +9,21 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 
+def _restore_ctrl_c() -> None:
+    """The Ctrl-C tests send SIGINT to the processes they start and expect exit 130. A suite started
+    in the background (`nohup bash scripts/test.sh > log &`) inherits SIGINT as ignored, and an
+    ignored signal stays ignored across fork and exec, so those processes never saw it (issue
+    18.9a). A handler, unlike SIG_IGN, is reset to the default at exec: with Python's own handler
+    here, every process a test starts (and theirs) begins with SIGINT at its default."""
+    import signal
+
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+_restore_ctrl_c()  # at import: before any test, in the controller and in every xdist worker
+
+
 @pytest.fixture(autouse=True)
 def isolated_env(tmp_path, monkeypatch):
     """No test sees the developer's AWS config, credentials, caches or our env options."""

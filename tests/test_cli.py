@@ -1,6 +1,7 @@
 """Issue 9.1 and 9.4: the job CLI for scripts and people, against the loopback AWS (real moto,
 real subprocesses): --json, list pagination and filters, logs --tail/--since/--instance, JOB as a
 name, an ARN or last, exit statuses, one-line errors, role create, the sandbox's role and links."""
+import importlib.util
 import json
 import os
 import subprocess
@@ -37,11 +38,13 @@ def test_list_follows_every_page_filters_and_prints_json(tmp_path, aws):
     table = cli("list", cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     rows = table.stdout.splitlines()
-    assert rows[0].split() == ["CREATED", "(UTC)", "STATUS", "ENDED", "(UTC)", "NAME"] and len(rows) == 21
+    assert rows[0].split()[:5] == ["CREATED", "(UTC)", "STATUS", "ENDED", "(UTC)"] and len(rows) == 21
+    assert "INSTANCES" in rows[0].split() and rows[0].split()[-1] == "NAME" and "1 x ml.m5.large" in rows[1]
     everything = cli("list", "--limit", "0", "--json", cwd=tmp_path)
     jobs = json.loads(everything.stdout)
     assert len(jobs) == 107 and len({j["name"] for j in jobs}) == 107  # beyond one page of 100
-    assert set(jobs[0]) == {"name", "arn", "status", "secondary_status", "created", "ended", "modified"}
+    assert {"name", "arn", "status", "secondary_status", "created", "ended", "modified", "instance_type",
+            "instance_count"} <= set(jobs[0]) and jobs[0]["instance_type"] == "ml.m5.large"
     named = json.loads(cli("list", "--name-contains", "other", "--json", cwd=tmp_path).stdout)
     assert sorted(j["name"] for j in named) == ["other-000", "other-001"]
     failed = json.loads(cli("list", "--status", "Failed", "--limit", "0", "--json", cwd=tmp_path).stdout)
@@ -83,6 +86,49 @@ def test_a_region_that_does_not_exist_is_one_line(tmp_path, aws):
                              "--sagemaker-region", "us-fake-1"], cwd=tmp_path, env={**env, "PYTHONPATH": REPO},
                             capture_output=True, text=True, timeout=60)
     assert launch.returncode == 2 and launch.stderr.count("\n") == 1 and "--sagemaker-region=us-fake-1" in launch.stderr
+
+
+def test_bad_list_flags_and_regions_are_one_line_before_any_call(tmp_path, aws):
+    """Issue 17.8: argparse's five-line usage and a server's HTML page became one line, exit 2,
+    before any call; issue 21.5: a missing region is bad input (2), not a failed job (1)."""
+    create_jobs(1, prefix="flt")
+    aws.set_job("flt-000", training_job_status="Failed")
+    calls = len(aws.calls())
+    for args, says in ((("list", "-n", "abc"), "argument -n/--limit: 'abc' is not a whole number"),
+                       (("list", "--limit", "-3"), "'-3' is not a whole number of 0 or more"),
+                       (("list", "--status", "Running"), "'Running' is not a training job status; use one of "
+                                                         "InProgress, Completed"),
+                       (("list", "--region", "mars"), "--region=mars: not an AWS region name"),  # endpoint set
+                       (("status", "flt-000", "--region", "mars"), "--region=mars: not an AWS region name"),
+                       (("role",), "the following arguments are required: action; see: aws-train-remote role --help"),
+                       (("stop",), "JOB: no job has been launched from this folder"),  # issue 21.5: JOB optional
+                       (("lst",), "unknown command 'lst'; did you mean list?"),  # issue 21.5
+                       (("metrics", "--plot", "curves.png"), "--plot=curves.png: drawing needs matplotlib")
+                       if importlib.util.find_spec("matplotlib") is None else
+                       (("metrics", "--plot", "no-such-dir/curves.png"), "no folder")):
+        result = cli(*args, cwd=tmp_path)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (args, result.stderr)
+        assert says in result.stderr and "usage:" not in result.stderr and "<" not in result.stderr, result.stderr
+    assert len(aws.calls()) == calls  # nothing reached the server
+    failed = json.loads(cli("list", "--status", "failed", "--json", cwd=tmp_path).stdout)  # any case
+    assert [j["name"] for j in failed] == ["flt-000"]
+    env = {k: v for k, v in os.environ.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
+    for args in (("list",), ("status", "flt-000"), ("logs", "flt-000"), ("gc",), ("role", "create"),
+                 ("download", "flt-000")):
+        result = subprocess.run([sys.executable, "-m", "aws_train_remote.cli.main", *args], cwd=tmp_path,
+                                env={**env, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr == ("aws-train-remote: error: --region: no AWS region set; pass --region us-east-1 "
+                                 "or set AWS_REGION\n"), (args, result.stderr)
+    assert len(aws.calls()) == calls + 2  # the one `list --status failed` above: its page, its job's Describe
+    assert not (tmp_path / "output").exists()
+
+
+def test_an_html_error_page_is_one_line(tmp_path, aws):
+    """A well-formed region the endpoint does not serve: its HTML error page shrinks to its title."""
+    result = cli("list", "--region", "us-fake-1", cwd=tmp_path)
+    assert result.stderr.count("\n") == 1 and "<" not in result.stderr, result.stderr
+    assert "answered with an HTML page" in result.stderr and "check --region and AWS_ENDPOINT_URL" in result.stderr
 
 
 def test_logs_tail_since_instance_json_and_last(tmp_path, sandbox):
@@ -149,9 +195,13 @@ def test_sandbox_command_provides_a_role_and_runs_a_job(tmp_path):
         cwd=tmp_path, env={**env, "PYTHONPATH": REPO}, capture_output=True, text=True, timeout=240)
     assert result.returncode == 0, result.stderr
     assert "Completed: train-" in result.stdout and "console.aws.amazon.com" not in result.stdout
+    # issue 21.8: the sandbox's jobs end with it, and the end says so and how to keep one running
+    assert "sandbox: stopped; its jobs, logs and S3 objects are gone with it" in result.stderr
+    assert "`aws-train-remote sandbox` in another shell" in result.stderr
 
 
-@pytest.mark.parametrize("command", ["list", "status", "logs", "attach", "stop", "download", "role", "sandbox"])
+@pytest.mark.parametrize("command", ["list", "status", "logs", "attach", "stop", "download", "role", "sandbox",
+                                     "metrics", "completion"])
 def test_every_subcommand_help_has_an_example(tmp_path, command):
     result = cli(command, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "examples:\n  aws-train-remote " + command in result.stdout

@@ -78,7 +78,7 @@ def test_dry_run_request_is_valid_and_complete(project):
     assert train["S3Uri"].startswith(f"s3://{bucket}/aws-train-remote/store/manifests/")
     hps = request["HyperParameters"]
     assert contract.decode_argv(hps) == ["--epochs", "5", "--fast", "--names", "a b", "ü"]
-    assert (hps["epochs"], hps["fast"], hps["names"]) == ("5", "true", json.dumps(["a b", "ü"]))
+    assert (hps["epochs"], hps["fast"], hps["names"]) == ("5", "true", json.dumps(["a b", "ü"], ensure_ascii=False))
     assert request["StoppingCondition"] == {"MaxRuntimeInSeconds": 86400, "MaxWaitTimeInSeconds": 90000}
     assert request["EnableManagedSpotTraining"] is True
     assert request["CheckpointConfig"]["S3Uri"] == f"s3://{bucket}/aws-train-remote/checkpoints/train/"

@@ -224,3 +224,133 @@ def test_two_hosts_under_30_percent_log_throttling_print_every_line_once(tmp_pat
         assert mine == [f"[{host}] {host} line {i:02d}" for i in range(40)], mine
     assert len(printed) == 80 and throttled > 0 and "Traceback" not in result.stderr
     print(f"log calls throttled: {throttled}; lines printed: {len(printed)} of 80, each once, in order per host")
+
+
+class Clock:
+    """A fake clock moved on by the follower's own sleeps."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def sleep(self, seconds):
+        self.now += seconds
+        assert self.now < 3600, "the follow did not end"
+
+
+def test_logs_throttled_past_the_patience_end_the_follow_with_exit_4(aws, logs_setup):
+    """Issue 17.6: a follow is bounded; the job's status still answers, the logs never do."""
+    from aws_train_remote.errors import FollowLost
+
+    sm, logs = clients(aws, attempts=1)  # no botocore back-off: each failed poll is one call
+    put(logs, f"{JOB}/algo-1-1", [(int(time.time() * 1000), "before")])
+    aws.inject(r"^Logs\.GetLogEvents$", status=400, code="ThrottlingException", times=10 ** 6)
+    clock, out = Clock(), io.StringIO()
+    with pytest.raises(FollowLost) as lost:
+        follow_job(Session(sm, logs), JOB, "us-east-1", out=out, sleep=clock.sleep, clock=lambda: clock.now,
+                   patience=60)
+    assert lost.value.exit_code == 4 and "AWS kept answering ThrottlingException for 1 min" in str(lost.value)
+    assert f"which keeps running; follow it again: aws-train-remote attach {JOB} --region us-east-1" in str(lost.value)
+    assert out.getvalue().count("(AWS keeps answering ThrottlingException;") == 1  # said once, after 5 polls
+
+
+def test_a_job_that_ended_keeps_its_summary_when_its_last_lines_cannot_be_read(aws, logs_setup):
+    sm, logs = clients(aws, attempts=1)
+    put(logs, f"{JOB}/algo-1-1", [(int(time.time() * 1000), "last")])
+    aws.set_job(JOB, training_job_status="Completed", training_time_in_seconds=5, billable_time_in_seconds=5)
+    aws.inject(r"^Logs\.GetLogEvents$", kind="drop_before", times=10 ** 6)
+    clock, out = Clock(), io.StringIO()
+    desc = follow_job(Session(sm, logs), JOB, "us-east-1", out=out, sleep=clock.sleep, clock=lambda: clock.now,
+                      patience=60)
+    text = out.getvalue()
+    assert desc["TrainingJobStatus"] == "Completed"  # exit 0: the job's end is known
+    assert "its last log lines could not be read: no answer from AWS for 1 min" in text
+    assert f"read them with: aws-train-remote logs {JOB}" in text and "Completed: tail-job" in text
+
+
+def test_expired_credentials_on_the_first_call_say_the_job_keeps_running(aws, logs_setup):
+    from aws_train_remote.errors import FollowLost
+
+    sm, logs = clients(aws, attempts=1)
+    aws.inject(r"^SageMaker\.DescribeTrainingJob$", status=400, code="ExpiredTokenException", times=10)
+    with pytest.raises(FollowLost) as lost:
+        follow_job(Session(sm, logs), JOB, "us-east-1", out=io.StringIO(), sleep=Clock().sleep)
+    assert str(lost.value) == (f"AWS refused the credentials (ExpiredTokenException): stopped following {JOB}, which "
+                               f"keeps running; renew them, then follow it again: aws-train-remote attach {JOB} "
+                               "--region us-east-1")
+
+
+class Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self):
+        return True
+
+
+def test_a_host_keeps_its_colour_whoever_speaks_first(aws, logs_setup):
+    """Issue 21.4: algo-1 is always the first colour (cyan), algo-2 the second, from their numbers,
+    not from who printed first (the old code gave algo-2 cyan here)."""
+    sm, logs = logs_setup
+    now = int(time.time() * 1000)
+    put(logs, f"{JOB}/algo-2-1", [(now, "b first")])
+    put(logs, f"{JOB}/algo-1-1", [(now + 1, "a second")])
+    aws.set_job(JOB, training_job_status="Completed")
+    out = io.StringIO()
+    follow(sm, logs, JOB, Printer(out, color=True), sleep=lambda s: None)
+    text = out.getvalue()
+    assert "\033[33m[algo-2]\033[0m b first" in text and "\033[36m[algo-1]\033[0m a second" in text
+    from aws_train_remote.executors.style import host_color
+
+    assert host_color("algo-7") == host_color("algo-1") and host_color("worker") == host_color("worker")
+
+
+def test_statuses_and_errors_coloured_on_a_terminal_unless_no_color(aws, monkeypatch):
+    """Issue 21.4: on a terminal the status words and the failure reason are coloured; NO_COLOR
+    (https://no-color.org), or a stream that is not a terminal, gets plain text."""
+    sm, logs = clients(aws)
+    create_job(sm, "red-job")
+    aws.set_job("red-job", training_job_status="Failed", failure_reason="AlgorithmError: boom")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.delenv("TERM", raising=False)
+    shown = Terminal()
+    follow(sm, logs, "red-job", Printer(shown), sleep=lambda s: None)
+    assert "\033[31mFailed\033[0m: red-job" in shown.getvalue()
+    assert "\033[31mfailure reason:\033[0m AlgorithmError: boom" in shown.getvalue()
+    monkeypatch.setenv("NO_COLOR", "1")
+    plain = Terminal()
+    follow(sm, logs, "red-job", Printer(plain), sleep=lambda s: None)
+    assert "\033[" not in plain.getvalue() and "Failed: red-job" in plain.getvalue()
+    monkeypatch.delenv("NO_COLOR")
+    piped = io.StringIO()
+    follow(sm, logs, "red-job", Printer(piped), sleep=lambda s: None)
+    assert "\033[" not in piped.getvalue()
+
+
+def test_stop_on_interrupt_prints_each_status_once(aws, logs_setup, capsys):
+    """Issue 21.5: after "stopping ...", the statuses printed before were printed again (the old
+    code kept what it had seen per follow, and the stop starts a second one)."""
+    import datetime
+
+    sm, logs = logs_setup
+    start = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=30)
+    earlier = [{"Status": "Starting", "StartTime": start, "StatusMessage": "Preparing the instances for training"},
+               {"Status": "Training", "StartTime": start + datetime.timedelta(seconds=20),
+                "StatusMessage": "Training in progress"}]
+    aws.set_job(JOB, secondary_status_transitions=earlier)
+    put(logs, f"{JOB}/algo-1-1", [(int(time.time() * 1000), "working")])
+    calls = {"n": 0}
+
+    def sleep(seconds):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise KeyboardInterrupt
+        aws.set_job(JOB, training_job_status="Stopped", secondary_status="Stopped", secondary_status_transitions=[
+            *earlier, {"Status": "Stopped", "StartTime": start + datetime.timedelta(seconds=31),
+                       "StatusMessage": "Training job stopped"}])
+
+    out = io.StringIO()
+    desc = follow_job(Session(sm, logs), JOB, "us-east-1", stop_on_interrupt=True, out=out, sleep=sleep)
+    text = out.getvalue()
+    assert desc["TrainingJobStatus"] == "Stopped" and f"stopping {JOB}" in capsys.readouterr().err
+    assert text.count("status: Starting") == 1 and text.count("status: Training") == 1, text
+    assert text.count("[algo-1] working") == 1 and text.count("status: Stopped") == 1
+    assert "phases: Starting 20 s -> Training 11 s -> Stopped" in text

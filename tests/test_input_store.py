@@ -58,10 +58,12 @@ def test_pipe_packs_keep_path_order_file_packs_skip_large_files():
 
 
 def make_folder(root):
-    """Identical files at two paths, an empty file, an empty folder, unicode names, an executable."""
+    """Identical files at two paths, an empty file, an empty folder, unicode names, a backslash in a
+    name (a POSIX name like any other: issue 17.3), an executable."""
     (root / "sub" / "deeper").mkdir(parents=True)
     (root / "empty-dir" / "inner").mkdir(parents=True)
     (root / "a.txt").write_text("same bytes\n")
+    (root / "back\\slash.txt").write_text("a backslash is a legal file name character\n")
     (root / "sub" / "twin.txt").write_text("same bytes\n")
     (root / "zero").write_bytes(b"")
     (root / "naïve ünïcode 名前.csv").write_text("1,2\n")
@@ -109,7 +111,7 @@ def test_runtime_lays_out_exactly_the_users_folder(tmp_path):
     assert [o.kind for o in item.unique_objects()].count("file") == 1  # the two big twins are one object
     channel = tmp_path / "opt" / "train"
     place_as_sagemaker(item, channel)
-    assert lay_out(str(channel), item.tree.sha256) == 7
+    assert lay_out(str(channel), item.tree.sha256) == 8
     assert snapshot(channel) == snapshot(src)
     assert os.stat(channel / "a.txt").st_ino != os.stat(channel / "sub" / "twin.txt").st_ino  # modes differ
     assert os.stat(channel / "big.bin").st_ino == os.stat(channel / "big-twin.bin").st_ino  # linked
@@ -132,6 +134,84 @@ def test_runtime_refuses_a_missing_object_and_an_escaping_path(tmp_path):
     with pytest.raises(LayoutError, match="unsafe path"):
         lay_out(str(tmp_path / "t2"), tree)
     assert not (tmp_path / "outside").exists()
+
+
+def test_runtime_checks_every_byte_and_names_the_object_that_differs(tmp_path):
+    """Issue 17.2: an object replaced in S3 by other bytes of the same size (a large file, a pack,
+    the tree) fails the layout in one line naming it; its advice is what a launch does
+    (tests/test_content_integrity.py)."""
+    src = make_folder(tmp_path / "src")
+    item = plan_input("train", str(src), "p")
+    kinds = {o.kind: o for o in item.unique_objects()}
+    for kind in ("file", "pack", "tree"):
+        channel = tmp_path / kind
+        place_as_sagemaker(item, channel)
+        target = channel / "p" / "store" / "objects" / kinds[kind].sha256
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        target.write_bytes(bytes(data))
+        with pytest.raises(LayoutError) as err:
+            lay_out(str(channel), item.tree.sha256)
+        message = str(err.value)
+        assert f"object {kinds[kind].sha256} " in message and "\n" not in message, message
+        assert "changed in S3 after the launch; launching again checks every object's checksum" in message
+
+
+def test_runtime_lays_out_every_name_linux_takes(tmp_path):
+    """Issue 17.3: a backslash, a newline, a tab, a leading space are names like any other on the
+    container's file system: the launch takes them and the runtime lays them out."""
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    names = ["back\\slash.txt", "new\nline.txt", "tab\there", " leading space", "sub/\\\\server", "ünï.csv"]
+    for name in names:
+        (src / name).write_text(name)
+    item = plan_input("train", str(src), "p")
+    channel = tmp_path / "train"
+    place_as_sagemaker(item, channel)
+    assert lay_out(str(channel), item.tree.sha256) == len(names)
+    assert snapshot(channel) == snapshot(src)
+
+
+@pytest.mark.parametrize("rel, reason", [
+    ("back\\slash.txt", None), ("new\nline", None), ("a/b/c.txt", None), ("x" * 255, None), ("é" * 127, None),
+    ("", "an empty path"), ("/etc/passwd", "an absolute path"), ("a//b", "'..' path component"),
+    ("./a", "'..' path component"), ("a/../../b", "'..' path component"), ("a/", "'..' path component"),
+    ("nul\0byte", "NUL"), ("x" * 256, "a name of 256 bytes"), ("é" * 128, "a name of 256 bytes"),
+    ("bad-\udcff.bin", "not valid UTF-8"), ("/".join(["d" * 200] * 21), "a path of 4245 bytes in the container"),
+])
+def test_one_path_rule_for_the_launch_and_the_job(rel, reason):
+    """The runtime's rule (runtime/input_tree.py) is the one the launch applies (plan/uploads.py)."""
+    from aws_train_remote.runtime.input_tree import unsafe_path
+
+    got = unsafe_path(rel, "/opt/ml/input/data/train")
+    assert got is None if reason is None else reason in got, got
+
+
+DEEP = """
+from aws_train_remote import training_main
+def main(args):
+    print("the script ran")
+if __name__ == "__main__":
+    training_main(main, inputs={"c" * 64: "d"})
+"""
+
+
+def test_deep(tmp_path, aws):
+    """Issue 17.3: a path that fits this machine but not the container (its channel folder, with a
+    channel name of 64 characters, is longer than the input folder here) is refused at launch: one
+    line naming it, exit 2, no AWS call (the short test name keeps tmp_path short)."""
+    write_script(tmp_path, DEEP)
+    root = tmp_path / "d"
+    rel = "/".join(["x" * 250] * 15) + "/" + "f" * 247  # 4012 bytes: 4096 under /opt/ml/input/data/ccc...c/
+    if len(str(root)) + 1 + len(rel) >= 4095:
+        pytest.skip(f"tmp_path too long for this case: {tmp_path}")
+    (root / rel).parent.mkdir(parents=True)
+    (root / rel).write_text("deep")
+    result = launch(tmp_path, check=False)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
+    assert "the job could not lay this file out: a path of 4096 bytes in the container" in result.stderr
+    assert not [c for c in aws.calls() if c["op"].startswith("s3.")]
 
 
 LISTER = """
@@ -203,7 +283,7 @@ def test_local_mode_serves_the_store_as_the_runtime_expects(tmp_path, mode):
     assert result.returncode == 0, result.stdout + result.stderr
     check_seen(result.stdout, tmp_path / "data", mode)
     if mode == "File":
-        assert "input 'train': 7 files laid out" in result.stdout
+        assert "input 'train': 8 files laid out" in result.stdout
 
 
 def store_keys(kind):
@@ -273,3 +353,39 @@ def test_an_object_deleted_after_the_launch_fails_the_job_before_the_script_star
     assert outcome.failure_reason.startswith("ClientError: could not stage the job's data")
     assert f"store/objects/{big}, named by the manifest" in outcome.failure_reason
     assert not any(line.startswith("TREE ") for line in lines)  # the script did not run
+
+
+def test_an_object_replaced_after_the_launch_fails_the_job_before_the_script_and_a_relaunch_mends_it(tmp_path, aws):
+    """Issue 17.2: one object replaced in S3 by other bytes of the same size after the launch: the
+    job (its request run here through LocalJob over the loopback S3) fails before the script in one
+    line naming the object; the relaunch sends it again, as that line says, and its job reads the
+    user's bytes."""
+    from aws_train_remote.executors.local_job import LocalJob, S3Storage
+
+    write_script(tmp_path, LISTER)
+    make_folder(tmp_path / "data")
+    launch(tmp_path)
+    s3 = boto3.client("s3", region_name="us-east-1")
+    big = hashlib.sha256((tmp_path / "data" / "big.bin").read_bytes()).hexdigest()
+    key = f"aws-train-remote/store/objects/{big}"
+    s3.put_object(Bucket=BUCKET, Key=key, Body=os.urandom(1024 * 1024 + 17))
+
+    def run_last_job():
+        request = [c["body"] for c in aws.calls() if c["op"] == "SageMaker.CreateTrainingJob"][-1]
+        lines = []
+        outcome = LocalJob(request, S3Storage(s3), on_line=lambda host, text: lines.append(text)).run()
+        return outcome, lines
+
+    outcome, lines = run_last_job()
+    assert outcome.status == "Failed"
+    assert f"object {big} holds other bytes than its name says" in outcome.failure_reason, outcome.failure_reason
+    assert "launching again checks every object's checksum" in outcome.failure_reason
+    assert len(outcome.failure_reason.strip().splitlines()) == 1
+    assert not any(line.startswith("TREE ") for line in lines)  # the script did not run
+    aws.clear_faults()
+    relaunch = launch(tmp_path)
+    sent = [c["path"] for c in data_puts(aws.calls()) if "/store/" in c["path"]]  # (the driver: when the code changed)
+    assert sent == [f"/{BUCKET}/{key}"], relaunch.stderr
+    outcome, lines = run_last_job()
+    assert outcome.status == "Completed", outcome.failure_reason
+    check_seen("\n".join("] " + line for line in lines), tmp_path / "data", "File")

@@ -223,7 +223,7 @@ def test_cli_list_status_stop(project, aws):
     aws.set_job("cli-job", training_job_status="InProgress", secondary_status="Training")
     listing = run_python(["-m", "aws_train_remote.cli.main", "list"], cwd=project)
     [row] = [line for line in listing.stdout.splitlines() if line.endswith("  cli-job")]
-    assert row.split()[2:] == ["InProgress", "-", "cli-job"]
+    assert row.split()[2:4] == ["InProgress", "-"] and "  1 x ml.m5.large  " in row  # issue 19.3: INSTANCES
     status = run_python(["-m", "aws_train_remote.cli.main", "status", "cli-job"], cwd=project)
     assert "secondary status: Training" in status.stdout
     stop = run_python(["-m", "aws_train_remote.cli.main", "stop", "cli-job"], cwd=project)

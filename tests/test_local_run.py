@@ -63,6 +63,7 @@ def test_decorator_form_shares_the_implementation(tmp_path):
         if __name__ == "__main__":
             main()
         """)
+    (tmp_path / "d").mkdir()  # a plain run checks its input folders exist (one line otherwise)
     result = run_python(["train.py", "--lr", "0.5", "--sagemaker-instance", "ml.c5.xlarge"], cwd=tmp_path)
     assert result.stdout.split() == ["d", "0.5", "ml.c5.xlarge"], result.stderr
 
@@ -74,6 +75,7 @@ def test_old_entry_point_name_works(tmp_path):
             print("ran", args.input)
         sagemaker_training_main(main=main, inputs={"input": "x"}, training_instance="ml.c5.xlarge")
         """)
+    (tmp_path / "x").mkdir()
     result = run_python(["train.py"], cwd=tmp_path)
     assert result.stdout.strip() == "ran x", result.stderr
 

@@ -76,3 +76,24 @@ def test_through_the_sandbox_the_job_continues_the_launch_run(tmp_path, sandbox,
     assert run.info.status == "FINISHED" and run.data.tags["aws-train-remote.mode"] == "yes"
     assert [m.step for m in client.get_metric_history(run_id, "loss")] == [1, 2]
     assert "MLFLOW_TRACKING_URI" not in os.environ  # nothing leaks into later sandbox jobs
+
+
+def test_an_unreachable_tracking_server_is_one_line_before_any_upload(tmp_path, aws):
+    """Issue 17.8: the server is checked with the launch's read-only checks, so nothing is uploaded,
+    written or created for a launch that cannot be tracked."""
+    pytest.importorskip("mlflow")
+    import socket
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    result = run_python([DEMO, "--epochs", "1", "--sagemaker-run", "yes", "--sagemaker-role", ROLE,
+                         "--sagemaker-mlflow", f"http://127.0.0.1:{port}"], cwd=tmp_path, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and f"--sagemaker-mlflow=http://127.0.0.1:{port}: the MLflow tracking " \
+        "server cannot be reached" in result.stderr
+    ops = [c["op"] for c in aws.calls()]
+    assert not [op for op in ops if op in ("s3.PutObject", "s3.CreateBucket", "s3.CreateMultipartUpload")
+                or op.startswith("SageMaker.Create")], ops
+    cache = tmp_path / "home" / ".cache" / "aws-train-remote"
+    assert not (cache / "objects").exists()

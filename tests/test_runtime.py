@@ -309,6 +309,69 @@ def test_sigterm_reaches_the_script(job, tmp_path):
     assert os.path.exists(os.path.join(job.layout.model_dir, "saved-on-sigterm"))
 
 
+DRIVER = r"""
+import json, os, signal, sys, threading, time
+from aws_train_remote.runtime.process import run_child
+if float(sys.argv[2]) >= 0:  # the platform's SIGTERM to the runtime, this many seconds in
+    threading.Timer(float(sys.argv[2]), os.kill, (os.getpid(), signal.SIGTERM)).start()
+started = time.monotonic()
+code, child = run_child([sys.executable, "-c", sys.argv[1]], ".", dict(os.environ), grace=1.5)
+print(json.dumps({"code": code, "signalled": child.signalled, "seconds": time.monotonic() - started}))
+"""
+HELPER = """
+import os, signal, subprocess, sys, time
+helper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+open(os.environ["HELPER_PID"], "w").write(str(helper.pid))
+"""
+
+
+def run_driver(tmp_path, script, sigterm_after):
+    env = dict(os.environ, PYTHONPATH=REPO, HELPER_PID=str(tmp_path / "helper.pid"))
+    result = subprocess.run([sys.executable, "-c", DRIVER, script, str(sigterm_after)], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    run_driver.stdout = result.stdout
+    return json.loads(result.stdout.splitlines()[-1]), int((tmp_path / "helper.pid").read_text())
+
+
+def gone(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ")[1].startswith("Z")  # a zombie waiting for init to reap it
+    except FileNotFoundError:
+        return True
+
+
+def test_sigterm_goes_to_the_main_process_only_its_helpers_live_on(tmp_path):
+    """Issue 18.1: the script's own helper processes (DataLoader workers, pools) must outlive the
+    SIGTERM until the script has saved; before, the whole group got it and they died at once."""
+    script = HELPER + """
+stop = []
+signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+while not stop:
+    time.sleep(0.05)
+time.sleep(0.3)
+print("helper alive after SIGTERM:", helper.poll() is None, flush=True)
+helper.kill()
+"""
+    outcome, _ = run_driver(tmp_path, script, 1.0)
+    assert outcome["code"] == 0 and outcome["signalled"] == signal.SIGTERM
+    assert "helper alive after SIGTERM: True" in run_driver.stdout
+
+
+def test_the_group_is_killed_when_the_grace_period_ends(tmp_path):
+    script = HELPER + "signal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(60)\n"
+    outcome, helper = run_driver(tmp_path, script, 1.0)
+    assert outcome["code"] == -signal.SIGKILL and 2.5 <= outcome["seconds"] < 20, outcome
+    assert gone(helper)
+
+
+def test_what_the_script_leaves_running_ends_with_it(tmp_path):
+    outcome, helper = run_driver(tmp_path, HELPER + "print('main done')\n", -1)
+    assert outcome["code"] == 0 and outcome["signalled"] is None and outcome["seconds"] < 20, outcome
+    assert gone(helper)
+
+
 def test_neuron_cache_restored_and_new_entries_saved_to_checkpoint(job, tmp_path):
     compile_script = """
 import os

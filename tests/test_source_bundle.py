@@ -144,3 +144,106 @@ def test_large_bundle_warning_lists_largest_files():
     [warning] = bundle_warnings(Selection(files, ()))
     assert "weights.bin (52.4 MB)" in warning and ".sagemakerignore" in warning
     assert bundle_warnings(Selection(files[1:], ())) == []
+
+
+def test_a_python_projects_build_output_is_left_out(tmp_path):
+    """A stale setuptools build/ shipped beside setup.py was installed instead of the changed code
+    (the archive's equal times read as "up to date"); a folder named build elsewhere is data."""
+    tree(tmp_path, {"train.py": "", "libs/other/setup.py": "", "libs/other/other/__init__.py": "V = 2",
+                    "libs/other/build/lib/other/__init__.py": "V = 1", "libs/other/other.egg-info/PKG-INFO": "",
+                    "pkg/pyproject.toml": "", "pkg/build/x.py": "", "data/build/keep.txt": ""})
+    selection = select_files(str(tmp_path))
+    shipped = [f.relpath for f in selection.files]
+    assert "libs/other/other/__init__.py" in shipped and "data/build/keep.txt" in shipped
+    assert not any("/build/lib/" in p or "egg-info" in p or p.startswith("pkg/build/") for p in shipped)
+    assert ("libs/other/build/", ignore.BUILD_OUTPUT) in selection.skipped
+
+
+def _needs_spec(root, requirements="requirements.txt", script="train.py"):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(source_dir=str(root), script=script, requirements=requirements, environment=())
+
+
+def _shipped_selection(root, **kw):
+    from aws_train_remote.plan import bundle_needs
+
+    found = bundle_needs.needs(_needs_spec(root, **kw))
+    return bundle_needs.ship_needs(select_files(str(root)), found, str(root))
+
+
+def test_what_the_requirements_name_ships_although_an_ignore_rule_matches_it(tmp_path):
+    """Issue 18.7 (D5): GitHub's Python .gitignore ignores dist/; a wheel, a --find-links folder, an
+    editable project, a nested -r/-c file the requirements name were left out and pip failed in the
+    job. They ship; the rest of an ignored folder stays out; each is listed with why."""
+    tree(tmp_path, {"train.py": "", ".gitignore": "dist/\n*.whl\nlibs/\nenvs/\n",
+                    "requirements.txt": "dist/a-1.0-py3-none-any.whl\n--find-links ./wheels\n-e ./libs/mylib\n"
+                                        "-r envs/more.txt\n-e .\n",
+                    "dist/a-1.0-py3-none-any.whl": "", "dist/old-0.1-py3-none-any.whl": "",
+                    "wheels/b-2.0-py3-none-any.whl": "", "libs/mylib/setup.py": "", "libs/mylib/.env": "K=1",
+                    "libs/other/x.py": "", "envs/more.txt": "-c cons.txt\n", "envs/cons.txt": "b==2.0\n"})
+    selection = _shipped_selection(tmp_path)
+    shipped = [f.relpath for f in selection.files]
+    assert {"dist/a-1.0-py3-none-any.whl", "wheels/b-2.0-py3-none-any.whl", "libs/mylib/setup.py",
+            "envs/more.txt", "envs/cons.txt"} <= set(shipped), shipped
+    assert not any(p.startswith(("dist/old", "libs/other")) or p.endswith(".env") for p in shipped), shipped
+    reasons = dict(selection.shipped)
+    assert reasons["dist/a-1.0-py3-none-any.whl"] == "line 1 of requirements.txt names it"
+    assert reasons["libs/mylib/"] == "line 3 of requirements.txt names it"
+    assert reasons["envs/cons.txt"] == "line 1 of envs/more.txt names it"
+    kept = dict(selection.skipped)
+    assert kept["dist/"] == ignore.IGNORED_BY_RULE and kept["libs/mylib/.env"].startswith("secret")
+
+
+def test_an_entry_point_an_ignore_rule_matches_ships(tmp_path):
+    tree(tmp_path, {"train.py": "", "helper.py": "", ".sagemakerignore": "*.py\n"})
+    selection = _shipped_selection(tmp_path, requirements=None)
+    assert [f.relpath for f in selection.files] == [".sagemakerignore", "train.py"]
+    assert selection.shipped == (("train.py", "it is the entry point"),)
+
+
+@pytest.mark.parametrize("files,kw,expected", [
+    ({"reqs.env": "x==1\n"}, {"requirements": "reqs.env"},
+     "--sagemaker-requirements=reqs.env: it is the requirements file, but the code bundle leaves reqs.env out (secret"),
+    ({"requirements.txt": "-r base.env\n", "base.env": "x==1\n"}, {},
+     "--sagemaker-requirements=-r base.env: line 1 of requirements.txt names it, but the code bundle leaves "
+     "base.env out (secret"),
+    ({"requirements.txt": "./venv/wheels/x-1.0-py3-none-any.whl\n", "venv/pyvenv.cfg": "",
+      "venv/wheels/x-1.0-py3-none-any.whl": ""}, {}, "out (virtual environment)"),
+    ({"requirements.txt": "-e ../outside\n"}, {}, "--sagemaker-requirements=-e ../outside: line 1 of requirements.txt "
+     "names ../outside: read from the source folder (where pip runs), it lies outside the source folder, which is "
+     "all the job receives; move it into the source folder, "
+     "or drop the line and ship its folder as a dependency"),
+    ({"requirements.txt": "mylib @ file:../outside\n"}, {}, "names ../outside: read from the source folder"),
+    ({"requirements.txt": "-r ../shared/requirements.txt\n"}, {}, "read from the file that names it, it lies outside"),
+    ({"requirements.txt": "--find-links ../outside\n"}, {}, "outside the source folder"),
+    ({"requirements.txt": "./dist/missing-1.0-py3-none-any.whl\n"}, {}, "no such file or folder"),
+])
+def test_a_needed_path_the_job_could_never_read_is_refused(tmp_path, files, kw, expected):
+    """A secret, an environment, a cache stays out even when the requirements name it (only a `!`
+    line ships it, on purpose); a path outside the source folder never reaches the job."""
+    (tmp_path / "outside").mkdir()
+    root = tmp_path / "src"
+    tree(root, {"train.py": "", **files})
+    with pytest.raises(UsageError) as raised:
+        _shipped_selection(root, **kw)
+    assert expected in str(raised.value)
+
+
+def test_paths_the_launcher_cannot_judge_are_left_to_pip(tmp_path):
+    """An absolute path may be in the image, an unset ${VAR} is pip's to expand in the job, a
+    --find-links folder that is not there only makes pip warn; names and URLs come from indexes."""
+    tree(tmp_path, {"train.py": "", "requirements.txt": "/opt/wheels/x-1.0-py3-none-any.whl\n-e ${LIBS}/mylib\n"
+                    "--find-links ./not-there\ntorch==2.1 ; python_version > '3.8'\ngit+https://h/r.git@main\n"
+                    "https://h/x-1.0.tar.gz\n"})
+    selection = _shipped_selection(tmp_path)
+    assert [f.relpath for f in selection.files] == ["requirements.txt", "train.py"] and selection.shipped == ()
+
+
+def test_a_gitignore_above_that_ignores_the_source_folder_itself_does_not_empty_the_bundle(tmp_path):
+    """A monorepo's `scratch/` rule names the folder the user pointed at (the script's folder):
+    the bundle is that folder, as before; its rules apply to what lies inside it."""
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    tree(tmp_path, {".gitignore": "scratch/\n*.log\n", "scratch/train.py": "", "scratch/helper.py": "",
+                    "scratch/run.log": ""})
+    assert names(tmp_path / "scratch") == ["helper.py", "train.py"]

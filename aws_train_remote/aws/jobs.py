@@ -57,8 +57,7 @@ def job_record(desc: dict) -> dict:
         "ended": _iso(desc.get("TrainingEndTime")),
         "training_seconds": desc.get("TrainingTimeInSeconds"),
         "billable_seconds": desc.get("BillableTimeInSeconds"),
-        "instance_type": resources.get("InstanceType"),
-        "instance_count": resources.get("InstanceCount"),
+        **_instances_record(desc),
         "instance_groups": [{"name": g.get("InstanceGroupName"), "instance_type": g.get("InstanceType"),
                              "instance_count": g.get("InstanceCount")} for g in resources.get("InstanceGroups") or []],
         "spot": bool(desc.get("EnableManagedSpotTraining")),
@@ -68,6 +67,19 @@ def job_record(desc: dict) -> dict:
         "checkpoint_s3": (desc.get("CheckpointConfig") or {}).get("S3Uri"),
         "exit_status": exit_status(desc.get("TrainingJobStatus")),
     }
+
+
+def _instances_record(desc: dict) -> dict:
+    """What the job runs on: SageMaker's choice of an InstancePreferences list (None before it
+    chose), the list itself, and the training plan (aws/instances.py)."""
+    from .instances import selected
+
+    kind, count = selected(desc)
+    resources = desc.get("ResourceConfig") or {}
+    return {"instance_type": kind, "instance_count": count,
+            "instance_preferences": [{"instance_type": p.get("InstanceType"), "instance_count": p.get("InstanceCount")}
+                                     for p in resources.get("InstancePreferences") or []],
+            "training_plan": resources.get("TrainingPlanArn")}
 
 
 def summary_record(summary: dict) -> dict:
@@ -80,9 +92,10 @@ def summary_record(summary: dict) -> dict:
     }
 
 
-def summary_lines(desc: dict, full_reason: bool = False) -> list:
-    """The end-of-job summary. The failure reason is one line unless `full_reason`: its traceback
-    tail was already in the log, and a user should see a traceback once."""
+def summary_lines(desc: dict, full_reason: bool = False, with_phases: bool = True) -> list:
+    """The end-of-job summary, its phases on one line unless not `with_phases`. The failure reason
+    is one line unless `full_reason`: its traceback tail was already in the log, and a user should
+    see a traceback once."""
     status = desc.get("TrainingJobStatus", "?")
     parts = [f"{status}: {desc.get('TrainingJobName')}"]
     training = desc.get("TrainingTimeInSeconds")
@@ -97,6 +110,13 @@ def summary_lines(desc: dict, full_reason: bool = False) -> list:
     if provisioning is not None:
         parts.append(f"provisioning {provisioning} s")
     lines = [", ".join(parts)]
+    from .instances import instances_text, wants_summary_line
+
+    if wants_summary_line(desc):  # SageMaker chose the type, or a plan gave it: say which (issue 19.3)
+        lines.append(f"instances: {instances_text(desc)}")
+    steps = timeline(desc) if with_phases else None
+    if steps:
+        lines.append(steps)
     warm = warm_pool_line(desc)
     if warm:
         lines.append(warm)
@@ -106,6 +126,68 @@ def summary_lines(desc: dict, full_reason: bool = False) -> list:
     if desc.get("FailureReason"):
         reason = desc["FailureReason"] if full_reason else first_line(desc["FailureReason"])
         lines.append(f"failure reason: {reason}")
+    return lines
+
+
+ENDS = ("Completed", "Failed", "Stopped", "MaxRuntimeExceeded", "MaxWaitTimeExceeded")  # phases that last no time
+
+
+def duration(seconds) -> str:
+    """65 -> '1 min 5 s', 7260 -> '2 h 1 min'."""
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        minutes, rest = divmod(seconds, 60)
+        return f"{minutes} min" + (f" {rest} s" if rest else "")
+    hours, rest = divmod(seconds // 60, 60)
+    return f"{hours} h" + (f" {rest} min" if rest else "")
+
+
+def phases(desc: dict, now=None) -> list:
+    """(status, start, seconds, message) for each of the job's SecondaryStatusTransitions, in order:
+    a phase lasts to its EndTime, else to the next one's start, else (the current phase of a job
+    still running) to `now`, a datetime; None for an end state or a time not known."""
+    transitions = desc.get("SecondaryStatusTransitions") or []
+    out = []
+    for i, t in enumerate(transitions):
+        status, start = t.get("Status"), t.get("StartTime")
+        end = t.get("EndTime") or (transitions[i + 1].get("StartTime") if i + 1 < len(transitions) else None)
+        if end is None and desc.get("TrainingJobStatus") not in TERMINAL:
+            end = now
+        seconds = None
+        if status not in ENDS and start is not None and end is not None:
+            seconds = max(0.0, (end - start).total_seconds())
+        out.append((status, start, seconds, t.get("StatusMessage") or ""))
+    return out
+
+
+def timeline(desc: dict):
+    """The job's phases on one line ('phases: Starting 1 min 5 s -> Training 10 min -> Uploading
+    2 s -> Completed'), or None before the first."""
+    steps = [status + ("" if seconds is None else f" {duration(seconds)}") for status, _, seconds, _ in phases(desc)]
+    return "phases: " + " -> ".join(steps) if steps else None
+
+
+def timeline_lines(desc: dict, now, blocks: bool = True, width: int = 30) -> list:
+    """The phases as a table for `status`: start time (UTC), phase, how long, and a bar in
+    proportion to the longest; the current phase of a running job says 'so far'."""
+    import datetime
+
+    found = phases(desc, now)
+    if not found:
+        return []
+    longest = max((s for _, _, s, _ in found if s), default=0)
+    running = desc.get("TrainingJobStatus") not in TERMINAL
+    lines = ["phases (UTC):"]
+    for i, (status, start, seconds, _) in enumerate(found):
+        when = start.astimezone(datetime.timezone.utc).strftime("%H:%M:%S") if hasattr(start, "astimezone") else "?"
+        took = "" if seconds is None else duration(seconds) + (" so far" if running and i == len(found) - 1 else "")
+        bar = ""
+        if seconds is not None and longest:
+            cells = max(1, round(width * seconds / longest))
+            bar = ("█" if blocks else "#") * cells
+        lines.append(f"  {when}  {status:<12} {took:<16} {bar}".rstrip())
     return lines
 
 

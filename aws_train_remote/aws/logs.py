@@ -22,10 +22,15 @@ class LogLine:
 
 
 def host_of(stream: str, job_name: str) -> str:
-    """algo-2 from '<job>/algo-2-1700000000'."""
+    """algo-2 from '<job>/algo-2-1700000000'. A stream of the host's own with a suffix keeps it as a
+    label: the SSM agent of a job with remote debugging writes its errors to
+    '<job>/algo-2-1700000000/ssm' (train-remote-debugging.html), shown as algo-2/ssm, so its lines
+    are never taken for the script's, and `--instance algo-2` leaves them out."""
     rest = stream[len(job_name) + 1:] if stream.startswith(job_name + "/") else stream
-    head, sep, tail = rest.rpartition("-")
-    return head if sep and tail.isdigit() and head else rest
+    first, slash, suffix = rest.partition("/")
+    head, sep, tail = first.rpartition("-")
+    host = head if sep and tail.isdigit() and head else first
+    return f"{host}/{suffix}" if slash and suffix else host
 
 
 class LogTail:

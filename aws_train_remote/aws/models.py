@@ -21,6 +21,8 @@ def model_of_job(sm, job: str) -> str:
     if desc.get("TrainingJobStatus") != "Completed" or not uri:
         raise UsageError("--sagemaker-model-from", job, f"has no model to start from: it is "
                          f"{desc.get('TrainingJobStatus')}", "name a completed job, or an s3:// URI of a model.tar.gz")
+    if (desc.get("OutputDataConfig") or {}).get("CompressionType") == "NONE":
+        return uri.rstrip("/") + "/"  # --sagemaker-output-compression none: the prefix of the model's files
     return uri
 
 
@@ -31,8 +33,8 @@ def resolve_model_job(spec, sm):
     inputs = []
     for item in spec.inputs:
         if item.model_init and item.location.startswith(JOB_MODEL):
-            item = dataclasses.replace(item, location=model_of_job(sm, item.location[len(JOB_MODEL):]),
-                                       single_file=True)
+            uri = model_of_job(sm, item.location[len(JOB_MODEL):])  # a prefix (ends in /): the files as they are
+            item = dataclasses.replace(item, location=uri, single_file=not uri.endswith("/"))
         inputs.append(item)
     return dataclasses.replace(spec, inputs=tuple(inputs))
 
@@ -51,6 +53,8 @@ def local_model_init(source: str, session_factory, cache: str) -> str:
         session = session_factory()
         uri = source if is_s3_uri(source) else model_of_job(session.client("sagemaker"), source)
         s3 = session.client("s3")
+        if uri.endswith("/"):  # an uncompressed model: its files, fetched once per version of them
+            return _prefix_model(s3, uri, cache)
         bucket, key = split_s3(uri)
         etag = s3.head_object(Bucket=bucket, Key=key)["ETag"]
         folder = os.path.join(cache, "models", hashlib.sha256(f"{uri} {etag}".encode()).hexdigest()[:32])
@@ -76,4 +80,20 @@ def local_model_init(source: str, session_factory, cache: str) -> str:
         except (UnsafeArchive, tarfile.TarError, EOFError) as err:
             raise UsageError("--sagemaker-model-from", source, f"cannot unpack it ({err})",
                              "give a model.tar.gz or a folder") from None
+    return target
+
+
+def _prefix_model(s3, uri: str, cache: str) -> str:
+    """An uncompressed model (a job's with --sagemaker-output-compression none) in the local cache:
+    the folder of its files, fetched once per listing (keys and ETags)."""
+    from ..contract import split_s3
+    from ..executors.model_download import fetch_prefix
+
+    bucket, prefix = split_s3(uri)
+    listing = [f"{o['Key']} {o.get('ETag')}" for page in s3.get_paginator("list_objects_v2").paginate(
+        Bucket=bucket, Prefix=prefix) for o in page.get("Contents", [])]
+    digest = hashlib.sha256("\n".join([uri, *sorted(listing)]).encode()).hexdigest()[:32]
+    target = os.path.join(cache, "models", digest, "files")
+    if not os.path.isdir(target):
+        fetch_prefix(s3, uri, target, overwrite=True, flag="--sagemaker-model-from", job=uri)
     return target

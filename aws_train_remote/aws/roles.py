@@ -17,7 +17,8 @@ TRUST = {
 
 def execution_policy(bucket: str) -> dict:
     """What a training job needs: its bucket (code, inputs, checkpoints, model), its logs and
-    metrics, and pulling images from ECR. Nothing else."""
+    metrics, pulling images from ECR, and the channels of the SSM agent that SageMaker starts in a
+    job with remote debugging (`aws-train-remote shell`; train-remote-debugging.html). Nothing else."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -34,6 +35,10 @@ def execution_policy(bucket: str) -> dict:
             {"Sid": "Images", "Effect": "Allow",
              "Action": ["ecr:GetAuthorizationToken", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
                         "ecr:BatchCheckLayerAvailability"],
+             "Resource": "*"},
+            {"Sid": "RemoteDebugging", "Effect": "Allow",
+             "Action": ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+                        "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"],
              "Resource": "*"},
         ],
     }

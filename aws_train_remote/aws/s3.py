@@ -1,9 +1,13 @@
-"""Uploads of an UploadPlan: content-addressed, concurrent, never half-done, resumable.
+"""Uploads of an UploadPlan: content-addressed, concurrent, never half-done, resumable, checked.
 
-The input store (File and Pipe inputs): one ListObjectsV2 walk of <prefix>/store/ says which
-objects are there with their sizes, so a deleted or truncated one is sent again and nothing
-present is; large files go through the transfer manager, packs (read from their files just before
-they are sent) and trees are put, and each version's manifest is written after all of them.
+Every upload carries S3's SHA-256 checksum: one PUT the sha256 the plan knows, so S3 refuses bytes
+that are not the ones hashed; a multipart upload one per part (S3 keeps their composite). The input
+store (File and Pipe inputs): one ListObjectsV2 walk of <prefix>/store/ says which objects are
+there, and each is trusted by its checksum (aws/store_check.py), so a deleted, truncated or
+replaced one is sent again and nothing intact is; large files go through the transfer manager,
+packs (read from their files just before they are sent) and trees are put, each version's
+manifest is written after all of them, and the objects it names are checked once more before the
+job is created. The code bundle and the driver are checked by size and checksum (one HeadObject each).
 Prefix inputs (FastFile, sharded): what is already in S3 is found by one ListObjectsV2 walk per
 input prefix (key and size), not a HEAD per object; a manifest is trusted only together with the
 objects it names, so a deleted object is sent again. An input file whose bytes were uploaded before
@@ -17,17 +21,27 @@ files.
 from __future__ import annotations
 
 import concurrent.futures
+import datetime
 import os
-import sys
 import threading
-import time
 from dataclasses import dataclass
 
 from ..errors import AwsError, TrainRemoteError, UsageError
 from ..paths import read_json_dict, write_json_atomic
+from .progress import Progress, ProgressSubscriber
 from .session import error_code
+from .store_check import (
+    PART_SIZE,
+    StoreSync,
+    VerifiedIndex,
+    b64_sha256,
+    file_checksum,
+    head,
+    list_store,
+    upload_checksum,
+)
 
-MULTIPART_THRESHOLD = 16 * 1024 * 1024
+MULTIPART_THRESHOLD = PART_SIZE
 # A manifest older than this is written again at launch, so `aws-train-remote gc` (whose cutoff is
 # at least this) never takes a version that is being launched for an unused one.
 MANIFEST_REFRESH_SECONDS = 86400
@@ -43,46 +57,21 @@ class UploadReport:
     files_present: int = 0
 
 
-class Progress:
-    """One progress line on a terminal, nothing otherwise."""
-
-    def __init__(self, total_bytes: int, stream=None, clock=time.monotonic):
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)()) and total_bytes > 0
-        self.total = total_bytes
-        self.done = 0
-        self.clock = clock
-        self._last = 0.0
-        self._lock = threading.Lock()
-
-    def __call__(self, nbytes: int) -> None:
-        with self._lock:
-            self.done += nbytes
-            if self.enabled and (self.clock() - self._last > 0.1 or self.done >= self.total):
-                self._last = self.clock()
-                pct = 100.0 * self.done / self.total
-                self.stream.write(f"\ruploading {self.done / 1e6:8.1f} / {self.total / 1e6:.1f} MB ({pct:5.1f}%)")
-                self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 class FileChangedDuringUpload(TrainRemoteError):
     """A local file changed between hashing and the end of its upload."""
 
 
 class ObjectIndex:
     """sha256 -> key of an object already uploaded to this bucket (local, per bucket). Entries
-    are added as objects complete, from several threads."""
+    are added as objects complete, from several threads. `verified` beside it: what this machine
+    sent or checked, by size, ETag and checksum (aws/store_check.py)."""
 
     def __init__(self, path: str):
         self.path = path
         self._lock = threading.Lock()
         self._dirty = False
         self.entries = read_json_dict(path)
+        self.verified = VerifiedIndex((path[:-5] if path.endswith(".json") else path) + ".verified.json")
 
     def get(self, sha: str):
         return self.entries.get(sha)
@@ -105,6 +94,7 @@ class ObjectIndex:
             if self._dirty:
                 write_json_atomic(self.path, self.entries)
                 self._dirty = False
+        self.verified.save()
 
 
 def list_prefix(s3, bucket: str, prefix: str, owner: str = None) -> dict:
@@ -181,6 +171,8 @@ class Uploader:
         self.owner = owner  # every call carries ExpectedBucketOwner: a bucket re-created by someone else fails
         self.kms_key = kms_key
         self.index = index
+        self.verified = index.verified if index is not None else VerifiedIndex()
+        self._checked = set()  # keys whose upload is followed by a HeadObject that records its checksum
         self.max_concurrency = max_concurrency
         self.progress_stream = progress_stream
         self.report = UploadReport()
@@ -199,75 +191,125 @@ class Uploader:
 
     def upload_plan(self, plan, clock=None) -> UploadReport:
         """Upload what is missing; manifests last. Raises on failure, leaving no new manifest."""
-        uploads, copies, puts, manifests = [], [], [], []
+        uploads, copies, puts, manifests, store_manifests = [], [], [], [], []
         for single in plan.singles():
-            if object_size(self.s3, self.bucket, single.key, self.owner) == single.size:
+            self._checked.add(single.key)
+            if self._holds(single):
                 self.report.files_present += 1
             else:
                 uploads.append(single)
         for item in plan.prefix_inputs():
-            complete = object_exists(self.s3, self.bucket, item.manifest_key, self.owner)
-            present = list_prefix(self.s3, self.bucket, item.prefix_key, self.owner)
-            for f in item.files:
-                if present.get(f.key) == f.size:
-                    self.report.files_present += 1
-                    self._record(f)
-                    continue
-                source = self.index.get(f.sha256) if self.index else None
-                if source and source != f.key:
-                    copies.append((f, source))
-                else:
-                    uploads.append(f)
-            if not complete:
+            if self._prefix_version_needs(item, uploads, copies, clock):
                 manifests.append((item.manifest_key, item.manifest))
         stores = plan.store_inputs()
-        if stores:
-            more_uploads, puts, store_manifests = self._store_needs(stores, clock)
+        sync = StoreSync(self, stores, MANIFEST_REFRESH_SECONDS) if stores else None
+        if sync:
+            more_uploads, puts, store_manifests = sync.needs(clock)
+            self._checked.update(f.key for f in more_uploads)
             uploads += more_uploads
-            manifests += store_manifests
         self._transfer(uploads, copies)
+        self._record_prefix_landings(plan, uploads, copies)
         self._put_all(puts)
-        for key, body in manifests:  # only now is each version complete
-            self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **self.extra_args)
+        for key, body in manifests + store_manifests:  # only now is each version complete
+            self._put_manifest(key, body)
+        if sync:
+            sync.confirm(store_manifests)  # gc may have deleted what the new manifest names meanwhile
         for f in plan.singles():
             self._record(f)
         return self.report
 
-    def _store_needs(self, stores, clock=None) -> tuple:
-        """One listing of the store tells what is there (a deleted object included): the large files
-        to send (as PlannedFile), the packs and trees to put, the manifests to write."""
-        import datetime
+    def _prefix_version_needs(self, item, uploads: list, copies: list, clock=None) -> bool:
+        """A FastFile or sharded version (<prefix>/inputs/<hash>/): adds to `uploads`/`copies` what
+        S3 does not hold with these bytes — an object of the right size is trusted only by this
+        machine's record of its ETag, else by its SHA-256 checksum (one HeadObject), never by size
+        alone — and says whether the version's manifest must be written: missing, or older than a
+        day by S3's clock, so gc (which keeps what a recent manifest names) keeps a version in use."""
+        dates = []
+        manifest = list_store(self.s3, self.bucket, item.manifest_key, self.owner, dates).get(item.manifest_key)
+        present = list_store(self.s3, self.bucket, item.prefix_key, self.owner, dates)
+        for f in item.files:
+            got = present.get(f.key)
+            if got is not None and got.size == f.size and (self.verified.trusts(f.key, got.size, got.etag)
+                                                           or self._holds(f)):
+                self.report.files_present += 1
+                self._record(f)
+                continue
+            source = self.index.get(f.sha256) if self.index else None
+            if source and source != f.key:
+                copies.append((f, source))
+            else:
+                uploads.append(f)
+        if manifest is None:
+            return True
+        now = max([(clock or (lambda: datetime.datetime.now(datetime.timezone.utc)))(), *dates])
+        return (now - manifest.modified).total_seconds() > MANIFEST_REFRESH_SECONDS
 
-        from ..plan.uploads import PlannedFile
-
-        now = (clock or (lambda: datetime.datetime.now(datetime.timezone.utc)))()
-        from ..plan.store import store_root
-
-        listing = list_objects(self.s3, self.bucket, store_root(stores[0].prefix), self.owner)
-        uploads, puts, manifests, seen = [], [], [], set()
-        for item in stores:
-            for obj in item.unique_objects():
-                key = item.object_key(obj.sha256)
-                if key in seen:
-                    continue
-                seen.add(key)
-                if listing.get(key, (None,))[0] == obj.size:
-                    self.report.files_present += 1
-                elif obj.kind == "file":
-                    m = obj.members[0]
-                    uploads.append(PlannedFile(m.local, m.relpath, m.size, m.sha256, key, m.stamp))
+    def _record_prefix_landings(self, plan, uploads: list, copies: list) -> None:
+        """What a FastFile or sharded version just received, recorded as verified so the next launch
+        trusts it by its listed ETag (no HeadObject per file): a single PUT carried the file's
+        SHA-256, which S3 checked; one listing per version reads the ETags. A multipart upload or a
+        copy is checked by its own HeadObject (they are few)."""
+        sent = {f.key for f in uploads} | {f.key for f, _ in copies}
+        for item in plan.prefix_inputs():
+            mine = [f for f in item.files if f.key in sent and f.key not in self._checked]
+            if not mine:
+                continue
+            listing = list_store(self.s3, self.bucket, item.prefix_key, self.owner)
+            copied = {f.key for f, _ in copies}
+            for f in mine:
+                got = listing.get(f.key)
+                if f.size < PART_SIZE and f.key not in copied and got is not None and got.size == f.size:
+                    self.verified.add(f.key, got.size, got.etag, b64_sha256(f.sha256))
                 else:
-                    puts.append((key, obj))
-            key = item.manifest_key(self.bucket)
-            there = listing.get(key)
-            if there is None or (now - there[1]).total_seconds() > MANIFEST_REFRESH_SECONDS:
-                manifests.append((key, item.manifest(self.bucket)))
-        return uploads, puts, manifests
+                    self._landed(f)
+
+    def _holds(self, f) -> bool:
+        """Whether S3 holds this file's bytes under its key: its size and SHA-256 checksum (one
+        HeadObject). One sent before checksums, or replaced by hand, is sent again."""
+        got = head(self.s3, self.bucket, f.key, self.owner)
+        if got is None or got.size != f.size or not got.checksum:
+            return False
+        if got.checksum != self.verified.checksum(f.key) and got.checksum != file_checksum(f.local, f.size, f.sha256):
+            return False
+        self.verified.add(f.key, got.size, got.etag, got.checksum)
+        return True
+
+    def _landed(self, f) -> bool:
+        """After an upload (or a failure whose object may be complete after all: its reply was
+        lost): whether the object holds the file, by size and, for one PUT, the sha256 S3 verified.
+        Records its checksum (a multipart upload's composite is known only from S3)."""
+        got = head(self.s3, self.bucket, f.key, self.owner)
+        if got is None or got.size != f.size or not got.checksum:
+            return False
+        if f.size < PART_SIZE and got.checksum != b64_sha256(f.sha256):
+            return False
+        self.verified.add(f.key, got.size, got.etag, got.checksum)
+        return True
+
+    def _put_manifest(self, key: str, body: bytes) -> None:
+        import hashlib
+
+        self._put_checked(key, body, b64_sha256(hashlib.sha256(body).hexdigest()))
+
+    def _put_checked(self, key: str, body: bytes, checksum: str) -> None:
+        """One PUT that S3 keeps only if its bytes have this SHA-256; a failure whose object landed
+        after all (a lost reply) counts as done. Records the object's ETag and checksum."""
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            reply = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
+                                       ChecksumSHA256=checksum, **self.extra_args)
+        except (ClientError, BotoCoreError):
+            got = head(self.s3, self.bucket, key, self.owner)
+            if got is None or got.size != len(body) or got.checksum != checksum:
+                raise  # not a lost reply of a put that landed
+            reply = {"ETag": got.etag}
+        self.verified.add(key, len(body), reply.get("ETag", ""), checksum)
 
     def _put_all(self, puts) -> None:
         """Packs (read from their files now, refused if one changed since it was hashed) and trees,
         concurrently."""
-        from botocore.exceptions import BotoCoreError, ClientError
+        import hashlib
 
         from ..plan.hashcache import FileChanged
         from ..plan.store import read_pack
@@ -275,15 +317,11 @@ class Uploader:
         def put(item):
             key, obj = item
             try:
-                body = obj.body if obj.kind == "tree" else read_pack(obj)
+                body = obj.body if obj.kind == "tree" else read_pack(obj)  # each member checked by its sha256
             except FileChanged as err:
                 raise FileChangedDuringUpload(f"{err} changed while it was uploaded; nothing was marked "
                                               "complete; launch again once it is written") from None
-            try:
-                self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, **self.extra_args)
-            except (ClientError, BotoCoreError):
-                if object_size(self.s3, self.bucket, key, self.owner) != len(body):
-                    raise  # not a lost reply of a put that landed
+            self._put_checked(key, body, b64_sha256(hashlib.sha256(body).hexdigest()))
             with self._lock:
                 self.report.files_uploaded += 1
                 self.report.bytes_uploaded += len(body)
@@ -315,8 +353,9 @@ class Uploader:
         try:
             with create_transfer_manager(self.s3, config) as manager:
                 def send(f):
-                    return f, manager.upload(f.local, self.bucket, f.key, extra_args=self.extra_args or None,
-                                             subscribers=[_ProgressSubscriber(progress)])
+                    extra = {**self.extra_args, **upload_checksum(f.sha256, f.size)}
+                    return f, manager.upload(f.local, self.bucket, f.key, extra_args=extra,
+                                             subscribers=[ProgressSubscriber(progress)])
 
                 futures = [send(f) for f in uploads]
                 resend = self._copy_all(copies)
@@ -335,13 +374,18 @@ class Uploader:
 
     def _finish(self, f, future) -> None:
         """Wait for one upload; a failure whose object is complete after all (its last reply was
-        lost) counts as done. Then check the file did not change while it was sent."""
+        lost) counts as done. Then check the file did not change while it was sent (S3 refuses the
+        bytes of a changed file sent in one PUT: that failure is reported as the change it is)."""
         try:
             future.result()
         except Exception:
-            if object_size(self.s3, self.bucket, f.key, self.owner) != f.size:
+            self._check_unchanged(f)
+            if not self._landed(f):
                 raise
         self._check_unchanged(f)
+        if f.key in self._checked and not self._landed(f):
+            raise AwsError(f"s3://{self.bucket}/{f.key} is gone or holds other bytes right after its upload "
+                           "(another writer, or gc?); nothing was marked complete, run again to resume")
         self._count_upload(f)
         self._record(f)
 
@@ -415,20 +459,6 @@ class Uploader:
                 if result is not None:
                     missing.append(result)
         return missing
-
-
-class _ProgressSubscriber:
-    def __init__(self, progress):
-        self.progress = progress
-
-    def on_progress(self, future=None, bytes_transferred=0, **kwargs):
-        self.progress(bytes_transferred)
-
-    def on_queued(self, **kwargs):
-        pass
-
-    def on_done(self, **kwargs):
-        pass
 
 
 def put_marker(s3, bucket: str, key: str, kms_key=None) -> None:

@@ -80,22 +80,65 @@ def check_region(region: str, environ, flag: str = "--region") -> None:
 
 
 def error_code(err) -> str:
-    """The AWS error code of a botocore ClientError ('' for anything else)."""
-    return str(getattr(err, "response", {}).get("Error", {}).get("Code", ""))
+    """The AWS error code of a botocore ClientError ('' for anything else). A connection-level
+    error carries `response = None` (botocore's HTTPClientError) or no `response` at all."""
+    response = getattr(err, "response", None)
+    error = response.get("Error") if isinstance(response, dict) else None
+    return str(error.get("Code") or "") if isinstance(error, dict) else ""
+
+
+def http_status(err) -> int:
+    """The HTTP status of an AWS error reply (0 when no reply arrived)."""
+    response = getattr(err, "response", None)
+    meta = response.get("ResponseMetadata") if isinstance(response, dict) else None
+    return int(meta.get("HTTPStatusCode") or 0) if isinstance(meta, dict) else 0
+
+
+# Throttling and time-outs that AWS answers with a 4xx; every 5xx is transient too.
+TRANSIENT_CODES = frozenset({"TooManyRequestsException", "RequestLimitExceeded", "SlowDown", "RequestTimeout",
+                             "RequestTimeoutException", "PriorRequestNotComplete"})
+# Credentials that stopped working (expired session, revoked or rotated keys): waiting does not help.
+CREDENTIAL_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "InvalidClientTokenId",
+                              "UnrecognizedClientException", "InvalidSignatureException", "SignatureDoesNotMatch",
+                              "InvalidAccessKeyId", "InvalidToken", "TokenRefreshRequired"})
+
+
+def is_network_failure(err) -> bool:
+    """No reply arrived: a closed connection, a read or connect time-out, a name that did not
+    resolve (botocore's EndpointConnectionError), a proxy that refused."""
+    from botocore.exceptions import ConnectionError as BotoConnectionError
+    from botocore.exceptions import HTTPClientError
+
+    return isinstance(err, (BotoConnectionError, HTTPClientError))
 
 
 def is_transient(err) -> bool:
-    """Throttling, a 5xx or a dropped connection that outlived botocore's retries: worth waiting out."""
-    from botocore.exceptions import ClientError, ConnectionClosedError, EndpointConnectionError, ReadTimeoutError
+    """Throttling, a 5xx or a network failure that outlived botocore's retries: worth waiting out."""
+    from botocore.exceptions import ClientError
 
-    if isinstance(err, (ConnectionClosedError, EndpointConnectionError, ReadTimeoutError)):
+    if is_network_failure(err):
         return True
     if isinstance(err, ClientError):
         code = error_code(err)
-        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0
-        return ("Throttl" in code or code in ("TooManyRequestsException", "RequestLimitExceeded", "SlowDown")
-                or status >= 500)
+        return "Throttl" in code or code in TRANSIENT_CODES or http_status(err) >= 500
     return False
+
+
+def is_credential_failure(err) -> bool:
+    """The credentials expired or were refused, or could not be found or refreshed."""
+    from botocore.exceptions import (
+        ClientError,
+        CredentialRetrievalError,
+        NoCredentialsError,
+        PartialCredentialsError,
+        SSOError,
+        TokenRetrievalError,
+    )
+
+    if isinstance(err, ClientError):
+        return error_code(err) in CREDENTIAL_CODES
+    return isinstance(err, (NoCredentialsError, PartialCredentialsError, CredentialRetrievalError, SSOError,
+                            TokenRetrievalError))
 
 
 @contextlib.contextmanager

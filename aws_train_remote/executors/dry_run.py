@@ -36,19 +36,26 @@ def dry_run_document(spec, environ) -> dict:
         notes.append("<account> is the AWS account id, looked up with sts:GetCallerIdentity at launch")
     request = build_request(spec, plan, account=account, git=read_git_info(spec.source_dir))
     notes += list(plan.warnings)
+    from ..runtime.requirements import is_project
+
+    if is_project(spec.source_dir):
+        notes.append("the source folder is a Python project (setup.py, or pyproject.toml with a build-system): "
+                     "the job installs it (pip install .) before the script starts, in every mode")
+    from ..plan.request import readable_left_out
+
+    notes += readable_left_out(spec, request["HyperParameters"])
     if model_jobs:
         notes.append(f"<model-of-{model_jobs[0]}> is the model.tar.gz of job {model_jobs[0]}, looked up at launch")
     from ..spec.images import distribution_note, image_note
 
     notes.append(image_note(spec, spec.image_given))
-    if spec.instance_fallbacks or spec.spot_fallback:
-        from .sagemaker import attempts
+    from .capacity import capacity_notes
 
-        order = ", ".join(f"{a.instance_type} ({'spot' if a.spot else 'on demand'})" for a in attempts(spec))
-        notes.append(f"capacity fallback: a job that cannot get capacity is relaunched in this order: {order}")
+    notes += capacity_notes(spec)
     from .tracking import requirements_note
 
     notes += [note for note in (distribution_note(spec), requirements_note(spec)) if note]
+    notes += [f"{rel}: shipped although .gitignore or .sagemakerignore matches it: {why}" for rel, why in plan.shipped]
     if plan.skipped:
         notes.append(f"{len(plan.skipped)} files or folders of the source are kept out of the code bundle "
                      "(see kept_out); a `!name` line in .sagemakerignore ships one on purpose")
@@ -70,12 +77,35 @@ def dry_run_document(spec, environ) -> dict:
         document["submit_service_job"] = service_job_request(spec, request)
         notes.append(f"the job is queued in AWS Batch queue {spec.queue} (SubmitServiceJob, shown as "
                      "submit_service_job); its payload is the request above")
+    document["estimate"] = _estimate(spec, environ, notes)
     inputs = [i.describe(bucket) for i in plan.store_inputs()]
     inputs += [{"input": i.name, "layout": "prefix", "prefix": i.prefix_key, "manifest": i.manifest_key,
                 "files": len(i.files), "bytes": sum(f.size for f in i.files)} for i in plan.prefix_inputs()]
     return {**document, "uploads": plan.describe(bucket), "inputs": inputs,
             "kept_out": [{"path": rel, "reason": why} for rel, why in plan.skipped],
             "notes": notes}
+
+
+def _estimate(spec, environ, notes) -> dict:
+    """The launch's worst case (executors/cost.py), priced from the day's price cache only: a dry run
+    makes no AWS call, so an unknown price says so; the budget's verdict as a note."""
+    from .capacity import attempts
+    from .cost import PriceBook, budget_refusal, worst_case
+
+    estimate = worst_case(attempts(spec), PriceBook(None, environ))
+    notes += [line.strip() for line in estimate.lines()]
+    refusal = budget_refusal(spec, estimate)
+    record = estimate.record()
+    if spec.budget is not None:
+        record["budget_usd"] = spec.budget
+        record["budget_refuses"] = refusal is not None
+        if refusal:
+            notes.append(f"budget: the launch would be refused ({refusal})")
+        elif estimate.usd is None:
+            notes.append("budget: the price is unknown; --sagemaker-budget-unknown-ok lets the launch go on")
+        else:
+            notes.append(f"budget: within --sagemaker-budget {spec.budget:g} USD")
+    return record
 
 
 def print_dry_run(spec, out, environ) -> int:

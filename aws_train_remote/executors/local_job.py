@@ -14,18 +14,23 @@ import shutil
 import signal
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
 
-from .. import contract
+from .. import contract, local_shells
 from ..paths import cache_root
+from ..runtime import links
+from ..runtime.debugging import SHELL_RECORD_ENV
 from ..runtime.job_env import ENVS_ENV
+from ..runtime.process import SCRIPT_GROUP_FILE_ENV
+from . import warm_pools
+from .folder_sync import churned, pack_folders, scan_changes
+from .local_outputs import TensorBoardSync, uncompressed, upload_folders
 
 CHECKPOINT_SYNC_SECONDS = 10.0
-STOP_GRACE_SECONDS = 20.0
+STOP_GRACE_SECONDS = 120.0  # as SageMaker: SIGKILL 120 s after the SIGTERM of a stop
 
 
 class S3Storage:
@@ -46,15 +51,20 @@ class S3Storage:
             base = key
         else:  # an exact object key: it lands under its own name
             base = key.rsplit("/", 1)[0] + "/" if "/" in key else ""
-        keys = [obj["Key"] for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
-                for obj in page.get("Contents", []) if obj["Key"][len(base):] and not obj["Key"].endswith("/")]
+        modified = {obj["Key"]: obj["LastModified"]
+                    for page in self.s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=key)
+                    for obj in page.get("Contents", []) if obj["Key"][len(base):] and not obj["Key"].endswith("/")}
         count = 0
-        for object_key in shard_of(sorted(keys), shard):
+        for object_key in shard_of(sorted(modified), shard):
             target = os.path.realpath(os.path.join(dest, object_key[len(base):]))
             if not target.startswith(os.path.realpath(dest) + os.sep):
                 continue  # a key with '..' must not escape the channel folder
             os.makedirs(os.path.dirname(target), exist_ok=True)
             self.s3.download_file(bucket, object_key, target)
+            # the object's own time, as `aws s3 sync` sets it: a trainer that picks its newest
+            # checkpoint by file time (Lightning's ckpt_path="last") must not see download order
+            stamp = modified[object_key].timestamp()
+            os.utime(target, (stamp, stamp))
             count += 1
         return count
 
@@ -70,15 +80,27 @@ class S3Storage:
         bucket, key = contract.split_s3(uri)
         self.s3.upload_file(local, bucket, key)
 
-    def sync_up(self, local_dir: str, uri: str, seen: dict) -> None:
-        """Upload new or changed files and delete removed ones (as SageMaker's checkpoint sync)."""
+    def sync_up(self, local_dir: str, uri: str, seen: dict) -> list:
+        """Upload new or changed files and delete removed ones (as SageMaker's checkpoint sync: a
+        link's target is uploaded); returns the lines naming what was skipped (dangling links)."""
         bucket, prefix = contract.split_s3(uri)
         prefix = prefix if not prefix or prefix.endswith("/") else prefix + "/"
-        changed, removed = scan_changes(local_dir, seen)
-        for rel in changed:
-            self.s3.upload_file(os.path.join(local_dir, rel), bucket, prefix + rel)
+        skipped = []
+        changed, removed = scan_changes(local_dir, seen, skipped)
         for rel in removed:
             self.s3.delete_object(Bucket=bucket, Key=prefix + rel)
+        for rel in changed:
+            path = os.path.join(local_dir, rel)
+            try:
+                # one open file: a link re-pointed after the listing cannot change the size under the
+                # upload (upload_file takes the size first, then reads: a PutObject that never ends)
+                with open(path, "rb") as fh:
+                    self.s3.upload_fileobj(fh, bucket, prefix + rel)
+            except Exception:
+                if not churned(path, seen[rel]):
+                    raise  # the storage failed, not the trainer's folder
+                seen[rel] = None  # changed or gone while uploaded: the next pass sends or deletes it
+        return skipped
 
 
 def fetch_manifest(storage, uri: str, dest: str, shard=None) -> list:
@@ -86,9 +108,15 @@ def fetch_manifest(storage, uri: str, dest: str, shard=None) -> list:
     under `dest` at its whole key (reference/manifest_channels.md), so the runtime cannot rely on
     where it lands. Returns the local paths in manifest order, repeats kept (Pipe streams that)."""
     os.makedirs(dest, exist_ok=True)
-    entries = json.loads(storage.read(uri))
-    prefix = entries[0]["prefix"]
-    _, key_prefix = contract.split_s3(prefix)
+    try:  # a manifest edited by hand may be anything: as SageMaker, the channel cannot be read
+        entries = json.loads(storage.read(uri))
+        prefix = entries[0]["prefix"]
+        _, key_prefix = contract.split_s3(prefix)
+        if not all(isinstance(suffix, str) for suffix in entries[1:]):
+            raise TypeError("an entry is not a key suffix")
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as err:
+        raise ValueError(f"manifest {uri} is not a ManifestFile ([{{\"prefix\": ...}}, \"key\", ...]): "
+                         f"{type(err).__name__}: {err}") from None
     paths, fetched = [], {}
     for suffix in shard_of(entries[1:], shard):
         if suffix not in fetched:
@@ -124,22 +152,6 @@ def free_port() -> str:
         return str(sock.getsockname()[1])
 
 
-def scan_changes(local_dir: str, seen: dict) -> tuple:
-    """(changed, removed) relative paths since `seen` (relpath -> (size, mtime_ns)), which is
-    updated to the folder's current state."""
-    current = {}
-    for dirpath, _, files in os.walk(local_dir):
-        for name in files:
-            full = os.path.join(dirpath, name)
-            st = os.stat(full)
-            current[os.path.relpath(full, local_dir).replace(os.sep, "/")] = (st.st_size, st.st_mtime_ns)
-    changed = sorted(rel for rel, stamp in current.items() if seen.get(rel) != stamp)
-    removed = sorted(set(seen) - set(current))
-    seen.clear()
-    seen.update(current)
-    return changed, removed
-
-
 @dataclass
 class Outcome:
     status: str  # Completed, Failed, Stopped
@@ -166,15 +178,29 @@ def instance_groups(request: dict) -> list:
     """[(group name, instance type, [hosts])]: the request's InstanceGroups with hosts named
     algo-1.. across the groups in order, or one homogeneousCluster, as SageMaker's resourceconfig."""
     resources = request["ResourceConfig"]
-    groups = resources.get("InstanceGroups") or [{"InstanceGroupName": "homogeneousCluster",
-                                                  "InstanceType": resources["InstanceType"],
-                                                  "InstanceCount": resources["InstanceCount"]}]
+    groups = resources.get("InstanceGroups")
+    if not groups:
+        kind, count = chosen_instances(resources)
+        groups = [{"InstanceGroupName": "homogeneousCluster", "InstanceType": kind, "InstanceCount": count}]
     out, number = [], 0
     for group in groups:
         hosts = [f"algo-{number + i + 1}" for i in range(int(group["InstanceCount"]))]
         number += len(hosts)
         out.append((group["InstanceGroupName"], group["InstanceType"], hosts))
     return out
+
+
+def chosen_instances(resources: dict) -> tuple:
+    """(type, count) a homogeneous job runs as. An InstancePreferences list runs as the type chosen
+    (SelectedInstanceType: the sandbox chooses as SageMaker does); local mode, which has capacity
+    for any type, takes the first, as SageMaker does when the first has capacity."""
+    preferences = resources.get("InstancePreferences")
+    if not preferences:
+        return resources["InstanceType"], resources["InstanceCount"]
+    if resources.get("SelectedInstanceType"):
+        return resources["SelectedInstanceType"], resources["SelectedInstanceCount"]
+    first = preferences[0]
+    return first["InstanceType"], first.get("InstanceCount") or resources["InstanceCount"]
 
 
 def group_of(request: dict, host: str):
@@ -209,12 +235,7 @@ def write_config(layout, request: dict, host: str, hosts: list) -> None:
 
 def folder_files(folder: str) -> list:
     """A prefix channel's files in key order (the order S3 lists them, so Pipe streams them)."""
-    found = []
-    for dirpath, _, files in os.walk(folder):
-        for name in files:
-            full = os.path.join(dirpath, name)
-            found.append((os.path.relpath(full, folder).replace(os.sep, "/").encode("utf-8"), full))
-    return [full for _, full in sorted(found)]
+    return [entry.source for entry in links.entries(folder, keep_links=False)[0]]
 
 
 def _feed_pipe(fifo: str, paths: list) -> None:
@@ -240,6 +261,10 @@ class LocalJob:
         self._lock = threading.Lock()
         self.master_port = free_port()  # two local jobs at once must not both rendezvous on 7777
         self.script_started = {}  # host -> clock() when the runtime started the script, this attempt
+        self.checkpoint_seen = {}  # host -> what its checkpoint folder held when last synced (scan_changes)
+        self.sync_failures = set()  # (host, line) already said
+        self.tensorboard = TensorBoardSync(request)  # empty unless the request has a TensorBoardOutputConfig
+        self.warm_pool = None  # the warm pool's cache folder this job runs on (--sagemaker-keep-alive)
 
     @property
     def name(self) -> str:
@@ -252,7 +277,8 @@ class LocalJob:
         return contract.Layout(os.path.join(self.workdir, host, "opt", "ml"))
 
     def stop(self, reason: str = "Stopped") -> None:
-        """StopTrainingJob: SIGTERM to every host's process group; SIGKILL after a grace period."""
+        """StopTrainingJob: SIGTERM to every host's runtime (it passes it to the script's main
+        process); SIGKILL to everything of the host after SageMaker's grace period."""
         with self._lock:
             self.stop_reason = self.stop_reason or reason
         self._signal_all(signal.SIGTERM)
@@ -297,9 +323,13 @@ class LocalJob:
         write_config(layout, self.request, host, hosts)
         checkpoint = self.request.get("CheckpointConfig")
         if checkpoint:
-            local = contract.rebase(checkpoint.get("LocalPath") or contract.DEFAULT_CHECKPOINT_PATH, layout.root)
+            local = self._checkpoint_dir(host)
             os.makedirs(local, exist_ok=True)
             self.storage.fetch(checkpoint["S3Uri"].rstrip("/") + "/", local)
+            # every host gets the whole location, as on SageMaker (contract 1.4). What it got counts as
+            # sent: a host never sends back a restored copy that another host has replaced since.
+            self.checkpoint_seen[host] = {}
+            scan_changes(local, self.checkpoint_seen[host])
 
     def _command(self, layout) -> list:
         entry = self.request["AlgorithmSpecification"].get("ContainerEntrypoint")
@@ -324,7 +354,15 @@ class LocalJob:
         env[contract.MASTER_PORT_OVERRIDE_ENV] = self.master_port
         env.setdefault(ENVS_ENV, os.path.join(cache_root(env), "envs"))  # requirements never go into this Python
         package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)
+        # the request's PYTHONPATH, as in a container: one in the user's shell (a src/ folder, say) would
+        # hide a package the job lacks (issue 18.4); its site-packages stay, like the user's other packages
+        shell = [p for p in (self.env.get("PYTHONPATH") or "").split(os.pathsep)
+                 if p.rstrip(os.sep).endswith(("site-packages", "dist-packages"))]
+        requested = (self.request.get("Environment") or {}).get("PYTHONPATH")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, *shell, requested) if p)
+        env[SCRIPT_GROUP_FILE_ENV] = self._script_group_file(host)
+        env[SHELL_RECORD_ENV] = local_shells.record_path(env, self.name, host)  # `aws-train-remote shell`
+        env.update(warm_pools.host_env(self.warm_pool, host))  # as SageMaker names a warm pool's cache
         proc = subprocess.Popen(self._command(layout), cwd=layout.root, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True)
         with self._lock:
@@ -336,39 +374,82 @@ class LocalJob:
                     self.script_started.setdefault(host, self.clock())
             self.on_line(host, text)
         results[host] = proc.wait()
+        local_shells.forget(env, self.name, host)
 
-    def _checkpoint_sync(self, host: str, seen: dict) -> None:
-        checkpoint = self.request.get("CheckpointConfig")
-        if not checkpoint:
+    def _checkpoint_dir(self, host: str) -> str:
+        checkpoint = self.request["CheckpointConfig"]
+        return contract.rebase(checkpoint.get("LocalPath") or contract.DEFAULT_CHECKPOINT_PATH, self.layout(host).root)
+
+    def _sync_checkpoints(self, final: bool = False) -> None:
+        """Every host's checkpoint folder to the one location, as SageMaker syncs each host's
+        (issue 18.11b: per-rank files such as rng_state_1.pth live on algo-2). algo-1 goes last, so
+        a path several hosts wrote in the same interval holds the master's copy."""
+        if not self.request.get("CheckpointConfig"):
             return
-        local = contract.rebase(checkpoint.get("LocalPath") or contract.DEFAULT_CHECKPOINT_PATH, self.layout(host).root)
-        if os.path.isdir(local):
-            self.storage.sync_up(local, checkpoint["S3Uri"], seen)
+        for host in reversed(self.hosts()):
+            try:
+                self._checkpoint_sync(host, final)
+            except Exception as err:  # noqa: BLE001 - our copying never ends the job; the next pass retries
+                said = f"checkpoint sync failed ({type(err).__name__}: {err})"
+                if (host, said) not in self.sync_failures:  # once, not every 10 s
+                    self.sync_failures.add((host, said))
+                    self.on_line(host, f"[aws-train-remote] {said}; "
+                                 + ("the location may lack the latest files" if final else "trying again"))
+
+    def _checkpoint_sync(self, host: str, final: bool = False) -> None:
+        local = self._checkpoint_dir(host)
+        if not os.path.isdir(local):
+            return
+        skipped = self.storage.sync_up(local, self.request["CheckpointConfig"]["S3Uri"],
+                                       self.checkpoint_seen.setdefault(host, {}))
+        if final:  # mid-training, a link dangles for a moment whenever a trainer re-points it: not news
+            for line in skipped or ():
+                self.on_line(host, f"[aws-train-remote] checkpoint sync: skipped {line}")
+
+    def _upload_uncompressed(self, hosts: list, output: str, model: bool) -> None:
+        """OutputDataConfig.CompressionType NONE: the model (of a job that completed) under
+        output/model/ and the output data under output/data/, file by file (issue 19.5)."""
+        def skipped(folder, line):
+            host = os.path.relpath(folder, self.workdir).split(os.sep)[0]
+            self.on_line(host, f"[aws-train-remote] uncompressed output: skipped {line}")
+        if model:
+            upload_folders(self.storage, [self.layout(h).model_dir for h in hosts], output + "model/", skipped)
+        upload_folders(self.storage, [self.layout(h).output_data_dir for h in hosts], output + "data/", skipped)
+
+    def _sync_tensorboard(self) -> None:
+        """TensorBoardOutputConfig: each host's TensorBoard folder to its S3 location (local_outputs.py)."""
+        if self.tensorboard:
+            self.tensorboard.sync(self.storage, {h: self.layout(h) for h in self.hosts()}, self.on_line)
 
     def _pack(self, folders: list, archive: str) -> bool:
-        """One archive of several hosts' folders (given in host order: algo-1 first). A path that
-        more than one host wrote is packed once, from the first host that has it -- usually the
-        master, the one that should write the model -- so unpacking never sees duplicates."""
-        chosen = {}
-        for root in folders:
-            if not os.path.isdir(root):
-                continue
-            for dirpath, _, names in os.walk(root):
-                for name in names:
-                    full = os.path.join(dirpath, name)
-                    chosen.setdefault(os.path.relpath(full, root).replace(os.sep, "/"), full)
-        with tarfile.open(archive, "w:gz") as tar:
-            for rel in sorted(chosen):
-                tar.add(chosen[rel], arcname=rel)
-        return bool(chosen)
+        """One archive of several hosts' folders (given in host order: algo-1 first); see pack_folders."""
+        def skipped(root, line):
+            host = os.path.relpath(root, self.workdir).split(os.sep)[0]
+            self.on_line(host, f"[aws-train-remote] {os.path.basename(archive)}: skipped {line}")
+        return pack_folders(folders, archive, skipped)
+
+    def _script_group_file(self, host: str) -> str:
+        """Where the runtime notes its script's process group (outside /opt/ml: not the job's)."""
+        return os.path.join(self.workdir, host, "script-group")
 
     def _signal_all(self, signum) -> None:
-        with self._lock:
-            procs = list(self.procs.values())
-        for proc in procs:
+        """SIGTERM as the platform sends it: to each host's runtime (its process group: the runtime,
+        and pip while it installs), which passes it to the script's main process. SIGKILL as the
+        container's end: also to the script's own process group, which the runtime started apart."""
+        with self._lock:  # a runtime already reaped is left alone: its pid may be another's by now
+            procs = {host: proc for host, proc in self.procs.items() if proc.poll() is None}
+        groups = [proc.pid for proc in procs.values()]
+        if signum == signal.SIGKILL:  # scripts first, while their runtime (which kills them too) lives
+            for host in procs:
+                try:
+                    with open(self._script_group_file(host), encoding="utf-8") as fh:
+                        groups.insert(0, int(fh.read().strip()))
+                except (OSError, ValueError):
+                    pass  # the script never started
+        for group in groups:
             try:
-                os.killpg(proc.pid, signum)
-            except ProcessLookupError:
+                os.killpg(group, signum)
+            except (ProcessLookupError, PermissionError):
                 pass
 
     def _train(self, hosts: list, start: float, interrupt_after) -> tuple:
@@ -380,7 +461,6 @@ class LocalJob:
         with self._lock:
             self.script_started = {}
         max_run = self.request.get("StoppingCondition", {}).get("MaxRuntimeInSeconds")
-        seen = {h: {} for h in hosts}
         last_sync = self.clock()
         while any(t.is_alive() for t in threads):
             for thread in threads:
@@ -395,11 +475,28 @@ class LocalJob:
                 self._signal_all(signal.SIGTERM)
             if self.clock() - last_sync >= CHECKPOINT_SYNC_SECONDS:
                 last_sync = self.clock()
-                self._checkpoint_sync(hosts[0], seen[hosts[0]])
-        self._checkpoint_sync(hosts[0], seen[hosts[0]])
+                self._sync_checkpoints()
+                self._sync_tensorboard()
+        self._sync_checkpoints(final=True)
+        self._sync_tensorboard()
         return results, interrupted and self.stop_reason is None
 
     def run(self, interrupt_after=()) -> Outcome:
+        """Run the job on its warm pool's cache folder: the sandbox names it (it keeps pools itself);
+        in local mode one is taken here for a job with a keep-alive, and kept when the job completes."""
+        self.warm_pool = self.env.get(warm_pools.POOL_DIR_ENV)
+        if self.warm_pool:
+            return self._run(interrupt_after)
+        self.warm_pool, _ = warm_pools.take(self.env, self.request)
+        outcome = None
+        try:
+            outcome = self._run(interrupt_after)
+            return outcome
+        finally:
+            warm_pools.settle(self.env, self.request, self.warm_pool, outcome is not None and
+                              outcome.status == "Completed")
+
+    def _run(self, interrupt_after=()) -> Outcome:
         """Run the job. For each time in `interrupt_after` (seconds after the script (re)starts, not
         counting staging and pip), simulate a spot interruption: SIGTERM to every host, checkpoints
         kept, the job staged afresh and restarted."""
@@ -426,15 +523,18 @@ class LocalJob:
         if not failed and self.stop_reason is None:  # a failed or stopped job uploads no model, so says nothing of one
             self.on_status("Uploading", "Uploading generated training model")
         output = self.request["OutputDataConfig"]["S3OutputPath"].rstrip("/") + f"/{self.name}/output/"
-        with tempfile.TemporaryDirectory() as tmp:
-            model = os.path.join(tmp, "model.tar.gz")
-            self._pack([self.layout(h).model_dir for h in hosts], model)
-            data = os.path.join(tmp, "output.tar.gz")
-            has_data = self._pack([self.layout(h).output_data_dir for h in hosts], data)
-            if not failed and self.stop_reason is None:
-                self.storage.put(model, output + "model.tar.gz")
-            if has_data:
-                self.storage.put(data, output + "output.tar.gz")
+        if uncompressed(self.request):  # CompressionType NONE: the files as they are, under output/model/
+            self._upload_uncompressed(hosts, output, model=not failed and self.stop_reason is None)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                model = os.path.join(tmp, "model.tar.gz")
+                self._pack([self.layout(h).model_dir for h in hosts], model)
+                data = os.path.join(tmp, "output.tar.gz")
+                has_data = self._pack([self.layout(h).output_data_dir for h in hosts], data)
+                if not failed and self.stop_reason is None:
+                    self.storage.put(model, output + "model.tar.gz")
+                if has_data:
+                    self.storage.put(data, output + "output.tar.gz")
         if self.stop_reason is not None:
             return Outcome("Stopped", None, seconds, self.stop_reason, tuple(happened))
         if failed:

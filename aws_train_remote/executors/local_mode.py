@@ -17,7 +17,9 @@ from ..aws.jobs import plural
 from ..errors import JobFailed
 from ..paths import cache_root
 from ..plan.store import StoreInput
-from .local_job import channel_uri, scan_changes, shard_of
+from ..runtime import links
+from .folder_sync import churned, scan_changes
+from .local_job import channel_uri, shard_of
 
 LOCAL_ACCOUNT = "000000000000"
 
@@ -90,14 +92,19 @@ class MirrorStorage:
         else:
             shutil.copy2(source if isinstance(source, str) else self._path(uri), target)
 
-    def seed(self, uri: str, folder: str) -> int:
-        """--checkpoint-initial: copy a local folder (or file) into the prefix `uri`."""
+    def seed(self, uri: str, folder: str, skipped: list = None) -> int:
+        """--checkpoint-initial: copy a local folder (or file) into the prefix `uri`, as the
+        checkpoint sync would (links followed, loops cut, dangling ones named in `skipped`)."""
         target = self._path(uri.rstrip("/") + "/")
         if os.path.isfile(folder):
-            os.makedirs(target, exist_ok=True)
-            shutil.copy2(folder, os.path.join(target, os.path.basename(folder)))
+            _copy_object(folder, os.path.join(target, os.path.basename(folder)))
             return 1
-        return self.fetch_folder(folder, target)
+        found, notes = links.entries(folder, keep_links=False)
+        if skipped is not None:
+            skipped.extend(notes)
+        for entry in found:
+            _copy_object(entry.source, os.path.join(target, *entry.rel.split("/")))
+        return len(found)
 
     def move(self, uri: str, dest_uri: str) -> int:
         """--sagemaker-fresh-start: the prefix's files move to `dest_uri` (nothing is deleted)."""
@@ -115,17 +122,51 @@ class MirrorStorage:
         os.makedirs(os.path.dirname(target), exist_ok=True)
         shutil.copy2(local, target)
 
-    def sync_up(self, local_dir: str, uri: str, seen: dict) -> None:
+    def sync_up(self, local_dir: str, uri: str, seen: dict) -> list:
+        """As S3 holds a checkpoint location: a link's target is copied (so a restore gives a copy,
+        as SageMaker's does); returns the lines naming what was skipped (dangling links)."""
         target = self._path(uri.rstrip("/") + "/")
-        changed, removed = scan_changes(local_dir, seen)
+        skipped = []
+        changed, removed = scan_changes(local_dir, seen, skipped)
+        for rel in removed:  # first: a file may give its name to a folder, or the reverse
+            _remove_object(target, rel)
         for rel in changed:
-            os.makedirs(os.path.dirname(os.path.join(target, rel)), exist_ok=True)
-            shutil.copy2(os.path.join(local_dir, rel), os.path.join(target, rel))
-        for rel in removed:
+            source = os.path.join(local_dir, rel)
             try:
-                os.remove(os.path.join(target, rel))
-            except FileNotFoundError:
-                pass
+                _copy_object(source, os.path.join(target, rel))
+            except OSError:
+                if not churned(source, seen[rel]):
+                    raise  # the mirror cannot be written, not the trainer's churn
+                seen[rel] = None  # changed or gone while copied: the next pass copies or deletes it
+        return skipped
+
+
+def _copy_object(source: str, dest: str) -> None:
+    """Write one object of the mirror whole or not at all (a reader never sees half of it)."""
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    partial = f"{dest}.atr-partial-{os.getpid()}-{threading.get_ident()}"
+    try:
+        shutil.copy2(source, partial)
+        os.replace(partial, dest)
+    finally:
+        if os.path.lexists(partial):
+            os.unlink(partial)
+
+
+def _remove_object(root: str, rel: str) -> None:
+    """Delete one object of the mirror and the folders it leaves empty (S3 has no folders)."""
+    path = os.path.join(root, rel)
+    try:
+        os.remove(path)
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return
+    parent = os.path.dirname(path)
+    while len(parent) > len(root.rstrip(os.sep)):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            return
+        parent = os.path.dirname(parent)
 
 
 def store_sources(item, bucket: str) -> dict:
@@ -156,9 +197,9 @@ def store_sources(item, bucket: str) -> dict:
 def run_local(spec, environ, out=None) -> int:
     from ..plan.request import build_request
     from ..plan.uploads import build_upload_plan
-    from ..runtime.safe_tar import extract_into
     from .follow import Printer
     from .local_job import LocalJob
+    from .model_download import deliver_local_model, skipped_line
 
     out = out if out is not None else sys.stdout
     cache = cache_root(environ)
@@ -211,7 +252,10 @@ def run_local(spec, environ, out=None) -> int:
 
             initial = fetch(AwsSession(profile=spec.profile, region=spec.region).client("s3"), initial,
                             os.path.join(cache, "s3"), flag="--checkpoint-initial")
-        count = storage.seed(checkpoint, initial)
+        skipped = []
+        count = storage.seed(checkpoint, initial, skipped)
+        for line in skipped:
+            printer.info(f"--checkpoint-initial: skipped {line}")
         printer.info(f"checkpoint location seeded with {plural(count, 'file')} from {spec.checkpoint_initial}")
     from ..spec.images import distribution_note
 
@@ -229,8 +273,12 @@ def run_local(spec, environ, out=None) -> int:
         spec = dataclasses.replace(spec, mlflow_run_id=start_run(spec, read_git_info(spec.source_dir)))
         request = build_request(spec, plan, account=LOCAL_ACCOUNT, bucket=bucket)
         printer.info(f"MLflow: run {spec.mlflow_run_id} in experiment {spec.mlflow_experiment} ({spec.mlflow})")
-    job = LocalJob(request, storage, on_line=lambda host, text: (printer.line(host, text), printer.flush()),
-                   on_status=lambda status, message: (printer.info(f"status: {status} - {message}"),
+    from ..local_jobs import LocalJobLog
+
+    kept = LocalJobLog(environ, spec.job_name, request)  # its log, for `aws-train-remote metrics`
+    job = LocalJob(request, storage, on_line=lambda host, text: (kept.line(host, text), printer.line(host, text),
+                                                                 printer.flush()),
+                   on_status=lambda status, message: (printer.status(f"status: {status} - {message}"),
                                                       printer.flush()), env=environ)
     printer.info(f"local job: {spec.job_name} ({spec.instance_count} x {spec.instance_type} emulated here)")
     try:
@@ -239,8 +287,9 @@ def run_local(spec, environ, out=None) -> int:
         job.stop("Stopped")
         raise
     finally:
+        kept.close()
         shutil.rmtree(job.workdir, ignore_errors=True)
-    printer.info(f"{outcome.status}: {spec.job_name}, {outcome.training_seconds} s")
+    printer.status(f"{outcome.status}: {spec.job_name}, {outcome.training_seconds} s")
     if spec.mlflow_run_id:
         from .tracking import end_run
 
@@ -249,13 +298,18 @@ def run_local(spec, environ, out=None) -> int:
         times = ", ".join(f"{t} s" for t in outcome.interruptions) or "none"
         printer.info(f"spot rehearsal: {len(outcome.interruptions)} of {len(spec.simulate_interruption)} simulated "
                      f"interruptions happened (after {times} of script time); the job resumed after each")
+    if request.get("TensorBoardOutputConfig"):  # as `aws-train-remote tensorboard` fetches them; a failed job's too
+        from .local_outputs import copy_tensorboard
+
+        board = os.path.join(spec.local_tensorboard_dir, spec.job_name)
+        printer.info(f"TensorBoard: {plural(copy_tensorboard(storage, request, board), 'file')} in {board}")
     if outcome.status != "Completed":
         raise JobFailed(f"local job {spec.job_name} ended {outcome.status}"
                         + (f": {outcome.failure_reason.splitlines()[0]}" if outcome.failure_reason else ""))
-    model = storage._path(request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-                          + f"/{spec.job_name}/output/model.tar.gz")
-    count = extract_into(model, spec.model_dir)
-    printer.info(f"model: {model} ({plural(count, 'file')} unpacked into {spec.model_dir})")
+    model, unpacked = deliver_local_model(storage, request, spec.model_dir)  # model.tar.gz, or a prefix's files
+    printer.info(f"model: {model} ({plural(unpacked.files, 'file')} unpacked into {spec.model_dir})")
+    if unpacked.skipped:
+        print(skipped_line(unpacked, spec.model_dir), file=sys.stderr)
     return 0
 
 
@@ -297,7 +351,7 @@ class _LocalTrial:
 def run_local_tuning(spec, request, plan, storage, out, bucket, environ) -> int:
     """--sagemaker-tune in local mode: the tuning request's trials, run here."""
     from ..plan.request import tuning_request
-    from ..runtime.safe_tar import extract_into
+    from .model_download import deliver_local_model, skipped_line
     from .tuning import TrialTable, best_trial, run_trials, summary
 
     tune = spec.tune
@@ -322,9 +376,9 @@ def run_local_tuning(spec, request, plan, storage, out, bucket, environ) -> int:
     if best is None:
         raise JobFailed(f"local tuning job {spec.tuning_job_name}: no trial completed with a {tune.metric} value; "
                         f"see the trial logs in {logs}")
-    output = request["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-    model = storage._path(f"{output}/{best.name}/output/model.tar.gz")
-    count = extract_into(model, spec.model_dir)
-    out.write(f"model of the best trial: {plural(count, 'file')} unpacked into {spec.model_dir}\n")
+    _, unpacked = deliver_local_model(storage, request, spec.model_dir, best.name)
+    out.write(f"model of the best trial: {plural(unpacked.files, 'file')} unpacked into {spec.model_dir}\n")
+    if unpacked.skipped:
+        print(skipped_line(unpacked, spec.model_dir), file=sys.stderr)
     out.flush()
     return 0

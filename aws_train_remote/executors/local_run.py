@@ -13,8 +13,25 @@ from ..errors import UsageError
 from ..spec.values import is_fs_uri, is_s3_uri
 
 
+def check_local_paths(namespace, definition) -> None:
+    """A missing input or dependency folder is one line before main runs, as local mode and a
+    launch say it, instead of an error deep in the user's data loader. One stat per path."""
+    for name, _ in definition.inputs:
+        location = getattr(namespace, name)
+        if location and not is_s3_uri(location) and not is_fs_uri(location) and not os.path.exists(location):
+            raise UsageError(definition.input_flag(name), location, "no such local file or folder",
+                             "create it, fix the path, or give an s3:// URI")
+    for name, _ in definition.dependencies:
+        folder = getattr(namespace, name)
+        if folder and not os.path.isdir(str(folder)):
+            raise UsageError(definition.dependency_flag(name), folder, "no such folder",
+                             "give the folder of the Python package")
+
+
 def run_locally(main, namespace, definition, environ):
-    for attr in ("model_dir", "output_dir", "checkpoint_dir"):
+    if environ.get(IN_CONTAINER_ENV) != "1":  # in a job the runtime made every path
+        check_local_paths(namespace, definition)
+    for attr in ("model_dir", "output_dir", "checkpoint_dir", "tensorboard_dir"):
         folder = getattr(namespace, attr, None)
         if folder:
             os.makedirs(folder, exist_ok=True)

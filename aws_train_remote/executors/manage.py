@@ -63,28 +63,60 @@ def list_jobs(sm, limit: int = 20, name_contains: str = None, status: str = None
     return jobs[:limit] if limit else jobs
 
 
-def format_job_rows(jobs) -> list:
-    rows = [f"{'CREATED (UTC)':<19}  {'STATUS':<10}  {'ENDED (UTC)':<19}  NAME"]
+def job_instances(sm, jobs, workers: int = 8) -> dict:
+    """Job name -> its DescribeTrainingJob answer (None if it could not be read), for the `list`
+    column of instances: ListTrainingJobs does not say what a job runs on, nor which type SageMaker
+    selected from an instance list. One call per job, a few at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    def one(name):
+        try:
+            return sm.describe_training_job(TrainingJobName=name)
+        except (ClientError, BotoCoreError):
+            return None
+
+    names = [job["TrainingJobName"] for job in jobs]
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(names)))) as pool:
+        return dict(zip(names, pool.map(one, names)))
+
+
+def format_job_rows(jobs, color: bool = False, described: dict = None) -> list:
+    """The `list` table; `color`: each status coloured by its meaning (style.py); `described`: job
+    name -> its description, for the INSTANCES column (job_instances)."""
+    from ..aws.instances import instances_short
+    from .style import paint, status_color
+
+    described = described or {}
+    rows = [f"{'CREATED (UTC)':<19}  {'STATUS':<10}  {'ENDED (UTC)':<19}  {'INSTANCES':<22}  NAME"]
     for job in jobs:
         created = job["CreationTime"].astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
         ended = job.get("TrainingEndTime") if job["TrainingJobStatus"] in TERMINAL else None
         ended = ended.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S") if ended else "-"
-        rows.append(f"{created:<19}  {job['TrainingJobStatus']:<10}  {ended:<19}  {job['TrainingJobName']}")
+        status = paint(f"{job['TrainingJobStatus']:<10}", status_color(job["TrainingJobStatus"]), color)
+        desc = described.get(job["TrainingJobName"])
+        instances = instances_short(desc) if desc else "-"
+        rows.append(f"{created:<19}  {status}  {ended:<19}  {instances:<22}  {job['TrainingJobName']}")
     return rows
 
 
+def status_lines(sm, job: str, now=None, blocks: bool = True):
+    """(lines for people, the description): the summary, then the phases as a table (`now`: the
+    time the current phase of a running job is measured to; `blocks`: bars of block characters)."""
+    from ..aws.jobs import timeline_lines
 
-def status_lines(sm, job: str):
-    """(lines for people, the description)."""
     desc = describe(sm, job)
-    lines = summary_lines(desc, full_reason=True)
+    lines = summary_lines(desc, full_reason=True, with_phases=False)
     lines.insert(1, f"secondary status: {desc.get('SecondaryStatus')}")
-    resources = desc.get("ResourceConfig") or {}
-    lines.insert(2, "instances: " + (", ".join(f"{g['InstanceGroupName']} {g['InstanceCount']} x {g['InstanceType']}"
-                                               for g in resources["InstanceGroups"])
-                                     if resources.get("InstanceGroups") else
-                                     f"{resources.get('InstanceCount')} x {resources.get('InstanceType')}"))
-    return lines, desc
+    from ..aws.instances import capacity_notes, describe_plan_or_none, instances_text
+
+    if not any(line.startswith("instances: ") for line in lines):  # the summary names SageMaker's choice
+        lines.insert(2, f"instances: {instances_text(desc)}")
+    said = {("selected", (desc.get("ResourceConfig") or {}).get("SelectedInstanceType"))}  # the line above says it
+    lines[3:3] = capacity_notes(desc, said, lambda arn: describe_plan_or_none(sm, arn))  # a job waiting for its plan
+    now = now or datetime.datetime.now(datetime.timezone.utc)
+    return lines + timeline_lines(desc, now, blocks), desc
 
 
 def stop_job(sm, job: str) -> str:
@@ -101,16 +133,18 @@ def stop_job(sm, job: str) -> str:
 
 
 def _age(flag: str, raw):
-    """--since AGE as the datetime that long ago (UTC)."""
+    """--since AGE as the datetime that long ago (UTC); an age past the calendar is one line."""
     from ..spec.values import parse_duration
 
     if raw is None:
         return None
     try:
         seconds = parse_duration(raw)
+        return datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
     except ValueError as err:
         raise UsageError(flag, raw, str(err), "e.g. --since 10m or --since 2d") from None
-    return datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
+    except OverflowError:
+        raise UsageError(flag, raw, "reaches back past the year 1", "e.g. --since 10m or --since 2d") from None
 
 
 def _print_json(data) -> None:
@@ -124,13 +158,38 @@ def cmd_list(session, args) -> int:
 
     if args.limit < 0:
         raise UsageError("--limit", args.limit, "must be 0 (all) or more", "e.g. --limit 50")
-    jobs = list_jobs(session.client("sagemaker"), args.limit, args.name_contains, args.status,
-                     _age("--since", args.since))
+    sm = session.client("sagemaker")
+    jobs = list_jobs(sm, args.limit, args.name_contains, args.status, _age("--since", args.since))
+    described = job_instances(sm, jobs)
+    costs = job_costs(session, described, warn=None if args.json else lambda text: print(text, file=sys.stderr))
     if args.json:
-        _print_json([summary_record(j) for j in jobs])
+        from ..aws.instances import selected
+
+        def record(job):
+            kind, count = selected(described.get(job["TrainingJobName"]) or {})
+            cost = costs.get(job["TrainingJobName"])
+            return {**summary_record(job), "instance_type": kind, "instance_count": count,
+                    "cost": cost.record() if cost else None}
+
+        _print_json([record(j) for j in jobs])
     else:
-        print("\n".join(format_job_rows(jobs)))
+        from .cost import cost_column
+        from .style import use_color
+
+        rows = format_job_rows(jobs, use_color(sys.stdout), described)
+        print("\n".join(cost_column(rows, jobs, costs)))
     return 0
+
+
+def job_costs(session, described: dict, warn=None) -> dict:
+    """Job name -> its JobCost (cost.py), for the jobs that could be described; prices once each.
+    `warn`: where a price look-up that failed is said, once (a JobCost says why itself)."""
+    import os
+
+    from .cost import PriceBook, job_cost, region_of
+
+    book = PriceBook(session, os.environ, warn=warn or (lambda text: None))
+    return {name: job_cost(desc, book, region_of(desc, session.region)) for name, desc in described.items() if desc}
 
 
 def cmd_status(session, job: str, as_json: bool) -> int:
@@ -139,10 +198,15 @@ def cmd_status(session, job: str, as_json: bool) -> int:
     sm = session.client("sagemaker")
     if as_json:
         desc = describe(sm, job)
-        _print_json(job_record(desc))
+        _print_json({**job_record(desc), "cost": job_costs(session, {job: desc})[job].record()})
     else:
-        lines, desc = status_lines(sm, job)
-        print("\n".join(lines))
+        from .style import blocks_ok, paint_status_line, use_color
+
+        lines, desc = status_lines(sm, job, blocks=blocks_ok(sys.stdout))
+        summary_end = next((i for i, line in enumerate(lines) if line.startswith("phases")), len(lines))
+        lines.insert(summary_end, job_costs(session, {job: desc})[job].line())  # after the summary, before phases
+        color = use_color(sys.stdout)
+        print("\n".join(paint_status_line(line, color) for line in lines))
     return exit_status(desc["TrainingJobStatus"])
 
 
@@ -187,10 +251,42 @@ def cmd_logs(session, job: str, region: str, args) -> int:
     return 0
 
 
-def cmd_download(session, job: str, dest: str, as_json: bool) -> int:
-    from ..aws.jobs import plural
-    from .sagemaker import download_model
+def cmd_attach(session, job: str, region: str, args) -> int:
+    """Follow `job` to its end; with --tail N only the log's last N lines come before the new ones."""
+    from ..aws.jobs import exit_status
+    from ..aws.logs import LogTail
+    from .sagemaker import follow_job
 
+    if args.tail is not None and args.tail < 0:
+        raise UsageError("--tail", args.tail, "must be 0 or more", "e.g. --tail 100")
+    describe(session.client("sagemaker"), job)
+    tail = LogTail(session.client("logs"), job, keep_last=args.tail)
+    desc = follow_job(session, job, region, stop_on_interrupt=args.stop_on_interrupt, tail=tail)
+    import os
+
+    from .cost import print_job_cost
+    from .notify import ring
+
+    print_job_cost(desc, session, os.environ, region, sys.stdout)
+    ring(job, desc["TrainingJobStatus"], sys.stdout)
+    return exit_status(desc["TrainingJobStatus"])
+
+
+def cmd_stop(session, job: str, named: bool) -> int:
+    """Stop `job`; when JOB was left out (`named` false), the line says it was the last launched."""
+    line = stop_job(session.client("sagemaker"), job)
+    print(line + ("" if named else " (the last job launched from this folder)"))
+    return 0
+
+
+def cmd_download(session, job: str, dest: str, as_json: bool, overwrite: bool = False) -> int:
+    """Unpack a completed job's model into `dest`. What is already there is kept: a path the
+    archive would replace is refused in one line unless `overwrite` (issue 17.7)."""
+    from ..aws.jobs import plural
+    from ..runtime.safe_tar import shown
+    from .model_download import check_dest, fetch_model, skipped_line
+
+    check_dest("--dest", dest)
     sm = session.client("sagemaker")
     try:
         desc = describe(sm, job)
@@ -204,11 +300,15 @@ def cmd_download(session, job: str, dest: str, as_json: bool) -> int:
     if status != "Completed":
         raise UsageError("JOB", job, f"has no model to download: it is {status} (only a completed job uploads "
                          "its model)", f"check it with: aws-train-remote status {job}")
-    count = download_model(session.client("s3"), desc, dest)
+    unpacked = fetch_model(session.client("s3"), desc, dest, overwrite=overwrite)
+    if unpacked.skipped:
+        print(skipped_line(unpacked, dest), file=sys.stderr)
     if as_json:
-        _print_json({"job": job, "model": desc["ModelArtifacts"]["S3ModelArtifacts"], "dest": dest, "files": count})
+        _print_json({"job": job, "model": desc["ModelArtifacts"]["S3ModelArtifacts"], "dest": dest,
+                     "files": unpacked.files, "replaced": list(unpacked.replaced), "skipped": list(unpacked.skipped)})
     else:
-        print(f"{plural(count, 'file')} unpacked into {dest}")
+        replaced = f" (replaced {shown(unpacked.replaced)})" if unpacked.replaced else ""
+        print(f"{plural(unpacked.files, 'file')} unpacked into {dest}{replaced}")
     return 0
 
 
@@ -243,8 +343,12 @@ def cmd_role(session, args, region: str) -> int:
     return 0
 
 
-def cmd_gc(session, args, region: str) -> int:
+def cmd_gc(session, args, region: str, clock=None, out=None) -> int:
+    """Every value is checked before any AWS call; jobs are looked for in the bucket's own region,
+    ages taken by S3's clock (`clock`, this machine's, only notes its skew)."""
+    from ..spec.job import BUCKET
     from ..spec.values import parse_duration
+    from .gc_jobs import bucket_region, client_in
     from .sagemaker import account_id
     from .store_gc import check_cutoff, run_gc
 
@@ -253,7 +357,13 @@ def cmd_gc(session, args, region: str) -> int:
     except ValueError as err:
         raise UsageError("--older-than", args.older_than, str(err), "e.g. --older-than 30d") from None
     check_cutoff(seconds, args.older_than)
-    cutoff = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
+    if args.bucket is not None and not (BUCKET.match(args.bucket) and ".." not in args.bucket):
+        name = args.bucket.removeprefix("s3://").split("/", 1)[0]
+        raise UsageError("--bucket", args.bucket, "not a bucket name",
+                         f"pass the name alone, e.g. --bucket {name or 'my-bucket'} (and the folder as --prefix)")
+    if "://" in args.prefix:
+        raise UsageError("--prefix", args.prefix, "not a prefix inside the bucket",
+                         "pass the --sagemaker-prefix the launches used, e.g. --prefix aws-train-remote")
     from ..aws.s3 import check_bucket
     from ..plan.request import default_bucket
 
@@ -261,6 +371,9 @@ def cmd_gc(session, args, region: str) -> int:
     bucket = args.bucket or default_bucket(region, account)
     s3 = session.client("s3")
     if not check_bucket(s3, bucket, account, "--bucket", may_create=args.bucket is None):
-        print(f"gc: there is no bucket {bucket}, so nothing was uploaded there; nothing to delete")
+        out = out or sys.stdout
+        out.write(f"gc: there is no bucket {bucket}, so nothing was uploaded there; nothing to delete\n")
         return 0
-    return run_gc(s3, session.client("sagemaker"), bucket, args.prefix, cutoff, args.dry_run, sys.stdout)
+    where = bucket_region(s3, bucket)  # its jobs run there, whatever --region says
+    return run_gc(client_in(session, "s3", where), client_in(session, "sagemaker", where), bucket, args.prefix,
+                  seconds, args.dry_run, out or sys.stdout, clock, batch=client_in(session, "batch", where))

@@ -2,6 +2,8 @@
 
 Every look-up happens once per launch (account, bucket, role); every AWS call goes through
 botocore's standard retry mode; nothing is created before the spec and the plan are valid.
+Creating exactly once (lost replies, Ctrl-C, an interrupted launch's job) is create.py's; the
+capacity choices and their rule capacity.py's; queues queue.py's; tuning jobs tuning.py's.
 """
 from __future__ import annotations
 
@@ -65,83 +67,70 @@ INTERRUPTED_BEFORE_CREATE = ("\ninterrupted: no job was created; what was upload
                              "marked complete, so a relaunch sends only what is missing")
 
 
-def launch(spec, session, environ, *, out=None, rand=None) -> Launched:
-    """Upload and create the job; return as soon as CreateTrainingJob succeeded."""
+def launch(spec, session, environ, *, out=None, rand=None, plan=None) -> Launched:
+    """Upload and create the job, or take over the one an interrupted launch of the same request
+    was creating (create.py); return as soon as it exists. `plan`: where the launch stands in its
+    capacity choices (capacity.Attempts; one choice by default)."""
     from ..aws.models import resolve_model_job
     from ..spec.job import JOB_MODEL
+    from .capacity import Attempts
 
+    out = out if out is not None else sys.stdout
+    plan = plan or Attempts([spec])
     if any(i.model_init and i.location.startswith(JOB_MODEL) for i in spec.inputs):
         spec = resolve_model_job(spec, session.client("sagemaker"))
     try:
-        prepared = prepare(spec, session, environ, out if out is not None else sys.stdout)
+        # the worst case and the budget on the launch's first choice, over all its choices (cost.py)
+        prepared = prepare(spec, session, environ, out, costed=plan.tries if plan.identity is None else None)
+        spec, resumed = _resume(spec, session, environ, prepared, plan, out)
+        if spec.mlflow and not spec.mlflow_run_id:
+            import dataclasses
+
+            from .tracking import start_run
+
+            spec = dataclasses.replace(spec, mlflow_run_id=start_run(spec, prepared.git))
+            print(f"MLflow: run {spec.mlflow_run_id} in experiment {spec.mlflow_experiment} ({spec.mlflow})",
+                  file=out)
     except KeyboardInterrupt:
         print(INTERRUPTED_BEFORE_CREATE, file=sys.stderr)
         raise SystemExit(130) from None
-    if spec.mlflow:
-        import dataclasses
-
-        from .tracking import start_run
-
-        spec = dataclasses.replace(spec, mlflow_run_id=start_run(spec, prepared.git))
-        print(f"MLflow: run {spec.mlflow_run_id} in experiment {spec.mlflow_experiment} ({spec.mlflow})",
-              file=out if out is not None else sys.stdout)
     if spec.queue:
-        launched = submit_to_queue(spec, session, prepared, out if out is not None else sys.stdout)
+        from .queue import submit_to_queue
+
+        launched = submit_to_queue(spec, session, prepared, out, environ, plan.identity, resumed)
     else:
-        launched = submit(spec, session, prepared, out if out is not None else sys.stdout, rand)
+        launched = submit(spec, session, prepared, out, environ, plan, rand, resumed)
     launched.mlflow_run_id = spec.mlflow_run_id
     return launched
 
 
-def submit_to_queue(spec, session, prepared, out) -> Launched:
-    """SubmitServiceJob: the request waits in the queue; its client token makes a retry after a
-    lost reply return the same job."""
-    from botocore.exceptions import ClientError
+def _resume(spec, session, environ, prepared, plan, out):
+    """On the launch's first choice: its identity, and the interrupted launch it repeats, if any
+    ((Target, Found or None), create.resume_pending); the spec then takes that launch's choice,
+    name, launch token and MLflow run. Later choices keep the identity of the first."""
+    import dataclasses
 
-    from ..plan.request import build_request, service_job_request
+    from ..plan.request import build_request
+    from .capacity import as_choice
+    from .create import request_identity, resume_pending
 
+    if plan.identity is not None:
+        return spec, None
+    kind = "queue" if spec.queue else "training"
     request = build_request(spec, prepared.plan, account=prepared.account, bucket=prepared.bucket,
                             git=prepared.git, role=prepared.role_arn)
-    try:
-        answer = session.client("batch").submit_service_job(**service_job_request(spec, request))
-    except ClientError as err:
-        if error_code(err) in ("ClientException", "ValidationException") and "queue" in str(err).lower():
-            raise UsageError("--sagemaker-queue", spec.queue, f"AWS Batch refused it ({err})",
-                             "check the queue's name and that it serves SageMaker training") from None
-        raise AwsError(f"SubmitServiceJob failed: {err}") from None
-    print(f"queued: {request['TrainingJobName']} in {spec.queue} (AWS Batch job {answer['jobId']})", file=out)
-    return Launched(request["TrainingJobName"], request, prepared.report, spec.region, batch_job_id=answer["jobId"])
-
-
-QUEUED = ("SUBMITTED", "PENDING", "RUNNABLE", "SCHEDULED")
-
-
-def follow_queue(batch, launched: Launched, out, sleep=time.sleep, fast=1.0, slow=10.0) -> str:
-    """Print the service job's queue states until SageMaker has the training job; its name (Batch
-    may give a retried attempt a new one). A job that fails in the queue is JobFailed."""
-    seen, poll = None, fast
-    try:
-        while True:
-            job = batch.describe_service_job(jobId=launched.batch_job_id)
-            status = job.get("status")
-            reason = f" - {job['statusReason']}" if job.get("statusReason") and status in QUEUED else ""
-            poll = fast if (status, reason) != seen else min(poll * 1.5, slow)  # quick after a change, then back off
-            if (status, reason) != seen:
-                print(f"queue: {status}{reason}", file=out)
-                out.flush()
-                seen = (status, reason)
-            arn = ((job.get("latestAttempt") or {}).get("serviceResourceId") or {}).get("value")
-            if arn and status not in QUEUED:
-                return arn.rsplit("/", 1)[-1]
-            if status in ("FAILED", "SUCCEEDED"):
-                raise JobFailed(f"queued job {launched.job_name} ended {status} in the queue"
-                                + (f": {job['statusReason']}" if job.get("statusReason") else ""),
-                                exit_code=1)
-            sleep(poll)
-    except KeyboardInterrupt:
-        print(f"\ndetached; {launched.job_name} stays queued and runs when its turn comes. Cancel it: aws batch "
-              f"terminate-service-job --job-id {launched.batch_job_id} --reason cancelled", file=sys.stderr)
-        raise SystemExit(130) from None
+    choices = [(t.instance_type, t.image, t.spot) for t in plan.tries]
+    plan.identity = request_identity(kind, {"request": request, "queue": spec.queue, "choices": choices},
+                                     [] if spec.explicit_job_name else [spec.job_name])  # a given name is asked for
+    resumed = resume_pending(session, environ, kind, plan.identity, spec.region, out)
+    if not resumed:
+        return spec, None
+    target = resumed[0]
+    plan.number = min(target.attempt, len(plan.tries) - 1)
+    spec = dataclasses.replace(as_choice(spec, plan.tries[plan.number]), job_name=target.name,
+                               launch_token=target.token, mlflow_run_id=target.mlflow_run_id,
+                               explicit_job_name=spec.explicit_job_name and plan.number == 0)
+    return spec, resumed
 
 
 @dataclass
@@ -154,8 +143,9 @@ class Prepared:
     git: object
 
 
-def prepare(spec, session, environ, out) -> Prepared:
-    """Everything before CreateTrainingJob: read-only checks first, then the writes and uploads."""
+def prepare(spec, session, environ, out, costed=None) -> Prepared:
+    """Everything before CreateTrainingJob: read-only checks first, then the writes and uploads.
+    `costed`: the specs whose worst case is printed and held to --sagemaker-budget (None: not again)."""
     from ..aws import s3 as s3mod
     from ..plan.hashcache import HashCache
     from ..plan.request import build_request, default_bucket, neuron_cache_uri
@@ -174,8 +164,16 @@ def prepare(spec, session, environ, out) -> Prepared:
     for flag, other in other_buckets(spec, bucket):
         s3mod.check_bucket(s3, other, account, flag, may_create=False)
     sm = session.client("sagemaker")
-    if spec.explicit_job_name:
+    if spec.explicit_job_name and not _pending_name(spec.job_name, environ):
         refuse_taken_name(sm, spec.job_name)
+    if spec.mlflow:
+        from .tracking import check_tracking
+
+        check_tracking(spec)
+    if costed:  # read-only too (pricing:GetProducts): an over-budget launch has created nothing
+        from .cost import PriceBook, check_launch_cost
+
+        check_launch_cost(costed, PriceBook(session, environ, warn=lambda text: None), out)  # its line says why
 
     plan = write_plan(spec, scanned, cache)
     hashes.save()
@@ -225,14 +223,17 @@ def prepare(spec, session, environ, out) -> Prepared:
     return Prepared(plan, report, account, bucket, role_arn, git)
 
 
-def submit(spec, session, prepared: Prepared, out, rand=None) -> Launched:
-    """CreateTrainingJob, idempotent; a generated name that is taken is replaced by a fresh one."""
+def submit(spec, session, prepared: Prepared, out, environ, plan, rand=None, resumed=None) -> Launched:
+    """CreateTrainingJob, exactly once (create.py); a generated name that is taken is replaced by a
+    fresh one. `resumed`: (Target, Found or None) of the interrupted launch this one repeats: its
+    running job is followed, or created under its name and token."""
     import dataclasses
     import datetime
     import secrets
 
     from ..plan.request import build_request
     from ..spec.naming import unique_job_name
+    from .create import Target, create_once, create_or_adopt
 
     rand = rand or (lambda: secrets.token_hex(3))
     sm = session.client("sagemaker")
@@ -242,17 +243,17 @@ def submit(spec, session, prepared: Prepared, out, rand=None) -> Launched:
                              git=prepared.git, role=prepared.role_arn)
 
     request = request_for(spec)
+    if resumed and resumed[1] is not None:
+        return Launched(request["TrainingJobName"], request, prepared.report, spec.region)
     for attempt in range(MAX_NAME_ATTEMPTS):
         name = request["TrainingJobName"]
-        try:
-            outcome = create_or_adopt(sm, request, spec.launch_token)
-        except KeyboardInterrupt:
-            report_interrupted_create(sm, name, spec.launch_token, spec.region)
-            raise SystemExit(130) from None
-        if outcome == "adopted":
+        target = Target("training", name, spec.launch_token, spec.region, plan.identity, plan.number,
+                        mlflow_run_id=spec.mlflow_run_id)
+        outcome = create_once(session, sm, target, lambda r=request: create_or_adopt(sm, r, spec.launch_token), environ)
+        if outcome.how == "adopted" and not resumed:
             print(f"CreateTrainingJob's reply was lost; {name} carries this launch's token, so it is this "
                   "launch's job (no second job was created)", file=out)
-        if outcome != "taken":
+        if outcome.how != "taken":
             break
         if spec.explicit_job_name:
             raise UsageError("--sagemaker-job-name", name, "a training job of this name already exists in "
@@ -261,18 +262,27 @@ def submit(spec, session, prepared: Prepared, out, rand=None) -> Launched:
             raise AwsError(f"CreateTrainingJob: {MAX_NAME_ATTEMPTS} generated names were all taken; "
                            "pass --sagemaker-job-name")
         name = unique_job_name(spec.base_job_name, datetime.datetime.now(datetime.timezone.utc), rand())
-        request = request_for(dataclasses.replace(spec, job_name=name))  # a fresh name; the rest unchanged
+        spec = dataclasses.replace(spec, job_name=name)
+        request = request_for(spec)  # a fresh name; the rest unchanged
     return Launched(request["TrainingJobName"], request, prepared.report, spec.region)
+
+
+def _pending_name(name: str, environ) -> bool:
+    """A pending create of an interrupted launch from this folder holds `name` (create.py)."""
+    from ..launches import pending_creates
+
+    return any(r["name"] == name for r in pending_creates(environ))
 
 
 def other_buckets(spec, bucket: str) -> list:
     """(flag, bucket) of every other bucket the job writes to: each must be this account's."""
-    from ..plan.request import checkpoint_uri, neuron_cache_uri, output_uri
+    from ..plan.request import checkpoint_uri, neuron_cache_uri, output_uri, tensorboard_uri
 
     found = []
     for flag, uri in (("--sagemaker-output-s3", output_uri(spec, bucket)),
                       ("--sagemaker-checkpoint-s3", checkpoint_uri(spec, bucket)),
-                      ("--sagemaker-neuron-cache", neuron_cache_uri(spec, bucket))):
+                      ("--sagemaker-neuron-cache", neuron_cache_uri(spec, bucket)),
+                      ("--sagemaker-tensorboard", tensorboard_uri(spec, bucket))):
         if uri:
             name = split_s3(uri)[0]
             if name != bucket and name not in [b for _, b in found]:
@@ -309,71 +319,6 @@ def refuse_taken_name(sm, name: str) -> None:
                          "account and region", "choose another name, or drop the flag for a generated one")
 
 
-class NoCapacity(AwsError):
-    """SageMaker could not provide the instances asked for (on creation)."""
-
-
-CAPACITY_MARKERS = ("CapacityError", "InsufficientCapacity", "ResourceLimitExceeded",
-                    "Unable to provision requested ML compute capacity")
-
-
-def is_capacity_failure(text: str) -> bool:
-    return any(marker in (text or "") for marker in CAPACITY_MARKERS)
-
-
-def attempts(spec) -> list:
-    """The specs to try in order: each instance type of --sagemaker-instance's list, and with
-    --sagemaker-spot-fallback the same again on demand. Same data, same checkpoint prefix."""
-    import dataclasses
-
-    choices = [(spec.instance_type, spec.image), *spec.instance_fallbacks]
-    modes = [spec.spot] + ([False] if spec.spot and spec.spot_fallback else [])
-    return [dataclasses.replace(spec, instance_type=kind, image=image, spot=spot,
-                                max_wait=spec.max_wait if spot else None, instance_fallbacks=(), spot_fallback=False)
-            for spot in modes for kind, image in choices]
-
-
-def create_or_adopt(sm, request: dict, token: str) -> str:
-    """CreateTrainingJob, made idempotent by the launch token: "created"; "adopted" when the
-    name is in use by the job this very launch created (its first reply was lost and botocore's
-    retry met ResourceInUse); "taken" when another launch's job holds the name."""
-    from botocore.exceptions import ClientError
-
-    from ..aws.jobs import launch_token_of
-    from ..plan.request import LAUNCH_TAG
-
-    try:
-        sm.create_training_job(**request)
-        return "created"
-    except ClientError as err:
-        if is_capacity_failure(f"{error_code(err)} {err}"):
-            raise NoCapacity(f"CreateTrainingJob failed: {err}") from None
-        if error_code(err) != "ResourceInUse":
-            raise AwsError(f"CreateTrainingJob failed: {err}") from None
-    owner = launch_token_of(sm, request["TrainingJobName"], LAUNCH_TAG)
-    return "adopted" if token and owner == token else "taken"
-
-
-def report_interrupted_create(sm, name: str, token: str, region: str) -> None:
-    """Ctrl-C while CreateTrainingJob was in flight: say whether the job exists after all."""
-    from ..aws.jobs import launch_token_of
-    from ..plan.request import LAUNCH_TAG
-
-    try:
-        owner = launch_token_of(sm, name, LAUNCH_TAG)
-    except Exception:  # noqa: BLE001 - any failure here only means we cannot tell
-        owner = "?"
-    if token and owner == token:
-        print(f"\ninterrupted, but job {name} was created and is running; {reattach_hint(name, region)}",
-              file=sys.stderr)
-    elif owner is None:
-        print(f"\ninterrupted: no job {name} was created; the uploads are kept, so a relaunch sends "
-              "nothing again", file=sys.stderr)
-    else:
-        print(f"\ninterrupted while creating {name}; whether it was created is unknown. Check: "
-              f"aws-train-remote status {name} --region {region}", file=sys.stderr)
-
-
 def print_started(job: str, region: str, out, environ) -> None:
     from ..aws.jobs import where_lines
 
@@ -383,15 +328,20 @@ def print_started(job: str, region: str, out, environ) -> None:
     out.flush()
 
 
-def reattach_hint(job: str, region: str) -> str:
-    return (f"the job keeps running. Follow it again: aws-train-remote attach {job} --region {region}\n"
+def reattach_hint(job: str, region: str, again: bool = False) -> str:
+    """`again`: after a follow (Ctrl-C detached it); a job never followed is followed, not again."""
+    return (f"the job keeps running. Follow it{' again' if again else ''}: aws-train-remote attach {job} "
+            f"--region {region}\n"
             f"stop it: aws-train-remote stop {job} --region {region}")
 
 
 def follow_job(session, job: str, region: str, *, stop_on_interrupt=False, out=None, sleep=time.sleep,
-               tail=None, printer=None):
-    """Follow with the Ctrl-C policy: detach (default) or stop; a second Ctrl-C always exits."""
-    from .follow import Printer, follow
+               clock=time.monotonic, patience=None, tail=None, printer=None):
+    """Follow with the Ctrl-C policy: detach (default) or stop; a second Ctrl-C always exits.
+    AWS out of reach for `patience` seconds (default: follow.PATIENCE) or credentials refused end
+    the follow with FollowLost (exit 4): one line, the job goes on, how to re-attach."""
+    from ..errors import FollowLost
+    from .follow import PATIENCE, LostContact, Printer, follow
 
     out = out if out is not None else sys.stdout
     sm, logs = session.client("sagemaker"), session.client("logs")
@@ -399,38 +349,50 @@ def follow_job(session, job: str, region: str, *, stop_on_interrupt=False, out=N
 
     printer = printer or Printer(out)
     tail = tail if tail is not None else LogTail(logs, job)  # one reader: after a stop, nothing is printed twice
+
+    def follow_on():
+        try:
+            return follow(sm, logs, job, printer, sleep=sleep, clock=clock, tail=tail,
+                          patience=PATIENCE if patience is None else patience)
+        except LostContact as lost:
+            going = "which keeps running" if lost.status in (None, "InProgress") else \
+                f"which was {lost.status} at the last answer"
+            raise FollowLost(f"{lost.reason}: stopped following {job}, {going}; {lost.advice}follow it again: "
+                             f"aws-train-remote attach {job} --region {region}") from None
+
     try:
-        return follow(sm, logs, job, printer, sleep=sleep, tail=tail)
+        return follow_on()
     except KeyboardInterrupt:
         if not stop_on_interrupt:
-            print(f"\ndetached from {job}; {reattach_hint(job, region)}", file=sys.stderr)
+            print(f"\ndetached from {job}; {reattach_hint(job, region, again=True)}", file=sys.stderr)
             raise SystemExit(130) from None
     print(f"\nstopping {job} (Ctrl-C again to detach)", file=sys.stderr)
-    sm.stop_training_job(TrainingJobName=job)
     try:
-        return follow(sm, logs, job, printer, sleep=sleep, tail=tail)
+        sm.stop_training_job(TrainingJobName=job)
+    except Exception as err:  # noqa: BLE001 - any failure here means the job was not told to stop
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        if not isinstance(err, (BotoCoreError, ClientError)):
+            raise
+        raise FollowLost(f"StopTrainingJob failed ({str(err).splitlines()[0][:160]}): {job} may still be "
+                         f"running; stop it: aws-train-remote stop {job} --region {region}") from None
+    try:
+        return follow_on()
     except KeyboardInterrupt:
         print(f"\ndetached from {job} while it stops", file=sys.stderr)
         raise SystemExit(130) from None
 
 
 def download_model(s3, desc: dict, model_dir: str) -> int:
-    """Fetch model.tar.gz and unpack it (safely) into model_dir; returns the file count."""
-    import tempfile
+    """--sagemaker-download: fetch model.tar.gz and unpack it (safely) into the script's --model-dir,
+    where its files replace those of the same name as the script's own run there would, and nothing
+    else is deleted (docs/remote.md, "Archives"); returns the file count."""
+    from .model_download import fetch_model, skipped_line
 
-    from ..runtime.safe_tar import UnsafeArchive, extract_into
-
-    uri = (desc.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
-    if not uri:
-        raise AwsError(f"{desc.get('TrainingJobName')}: no model artifacts recorded")
-    bucket, key = split_s3(uri)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = os.path.join(tmp, "model.tar.gz")
-        s3.download_file(bucket, key, local)
-        try:
-            return extract_into(local, model_dir)
-        except UnsafeArchive as err:
-            raise AwsError(f"refusing to unpack {uri}: {err}; nothing was written to {model_dir}") from None
+    unpacked = fetch_model(s3, desc, model_dir, overwrite=True, flag="--model-dir")
+    if unpacked.skipped:
+        print(skipped_line(unpacked, model_dir), file=sys.stderr)
+    return unpacked.files
 
 
 def write_description(sm, job: str, path: str) -> None:
@@ -449,133 +411,39 @@ def launch_and_follow(spec, environ, *, session=None, out=None, sleep=time.sleep
     from ..aws.session import AwsSession, aws_failures_as_errors, check_region
 
     check_region(spec.region, environ, "--sagemaker-region")
+    from ..aws.api_fields import check_launch
+
+    check_launch(spec)  # a member this boto3 is too old for: one line, before anything is created (issue 19.7)
     with aws_failures_as_errors():
         return _launch_and_follow(spec, environ, session or AwsSession(profile=spec.profile, region=spec.region),
                                   out if out is not None else sys.stdout, sleep)
 
 
 def _launch_and_follow(spec, environ, session, out, sleep) -> int:
+    if spec.queue:  # the queue's scheduling policy against the share flags, before anything is created
+        from .queue import check_queue_policy
+
+        check_queue_policy(session.client("batch"), spec)
     if spec.tune:
+        from .tuning import launch_tuning
+
         return launch_tuning(spec, environ, session, out, sleep)
-    tries = attempts(spec)
-    for number, attempt in enumerate(tries):
-        last = number + 1 == len(tries)
-        if number:
-            attempt = _renamed(attempt)
-        try:
-            result = _launch_one(attempt, environ, session, out, sleep, last)
-        except NoCapacity as err:
-            if last:
-                raise
-            _say_fallback(tries[number + 1], str(err), out)
-            continue
-        if result is not None:
-            return result
-        _say_fallback(tries[number + 1], "the job could not get capacity", out)
-    return 1  # not reached: the last attempt returns or raises
+    from .capacity import with_fallback
+
+    return with_fallback(spec, lambda attempt, plan: _launch_one(attempt, environ, session, out, sleep, plan), out)
 
 
-def launch_tuning(spec, environ, session, out, sleep) -> int:
-    """--sagemaker-tune: upload what changed, CreateHyperParameterTuningJob, then a table of the
-    trials until it ends, the best trial and its model."""
-    from botocore.exceptions import ClientError
-
-    from ..aws.jobs import exit_status, plural
-    from ..aws.models import resolve_model_job
-    from ..launches import record_launch
-    from ..plan.request import LAUNCH_TAG, build_request, tuning_request
-    from .tuning import follow_tuning
-
-    sm = session.client("sagemaker")
-    spec = resolve_model_job(spec, sm)
-    try:
-        prepared = prepare(spec, session, environ, out)
-    except KeyboardInterrupt:
-        print(INTERRUPTED_BEFORE_CREATE, file=sys.stderr)
-        raise SystemExit(130) from None
-    request = build_request(spec, prepared.plan, account=prepared.account, bucket=prepared.bucket,
-                            git=prepared.git, role=prepared.role_arn)
-    tuning = tuning_request(spec, request, prepared.plan, prepared.bucket)
-    name = tuning["HyperParameterTuningJobName"]
-    try:
-        sm.create_hyper_parameter_tuning_job(**tuning)
-    except ClientError as err:
-        if error_code(err) != "ResourceInUse" or not _tuning_is_ours(sm, name, spec.launch_token, LAUNCH_TAG):
-            raise AwsError(f"CreateHyperParameterTuningJob failed: {err}") from None
-        print(f"CreateHyperParameterTuningJob's reply was lost; {name} carries this launch's token, so it is "
-              "this launch's tuning job", file=out)
-    record_launch(name, spec.region, environ)
-    print(f"tuning job: {name} ({spec.tune.max_jobs} trials, {spec.tune.parallel_jobs} at a time)", file=out)
-    if not environ.get("AWS_ENDPOINT_URL"):
-        print(f"console: https://{spec.region}.console.aws.amazon.com/sagemaker/home?region={spec.region}"
-              f"#/hyper-tuning-jobs/{name}", file=out)
-    stop = f"aws sagemaker stop-hyper-parameter-tuning-job --hyper-parameter-tuning-job-name {name}"
-    if not spec.wait:
-        print(f"the tuning job runs on; stop it: {stop}", file=out)
-        return 0
-    try:
-        desc = follow_tuning(sm, name, spec.tune, out, sleep)
-    except KeyboardInterrupt:
-        print(f"\ndetached from {name}; it runs on. Stop it: {stop}", file=sys.stderr)
-        raise SystemExit(130) from None
-    status = desc["HyperParameterTuningJobStatus"]
-    counters = desc.get("TrainingJobStatusCounters") or {}
-    print(f"{status}: {name}, " + ", ".join(f"{plural(v, 'trial')} {k}" for k, v in counters.items() if v), file=out)
-    best = desc.get("BestTrainingJob") or {}
-    if not best.get("TrainingJobName"):
-        raise JobFailed(f"tuning job {name} ended {status} without a best trial"
-                        + (f": {desc['FailureReason']}" if desc.get("FailureReason") else ""),
-                        exit_code=exit_status(status) if status != "Completed" else 1)
-    metric = best.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
-    values = ", ".join(f"{k}={v}" for k, v in (best.get("TunedHyperParameters") or {}).items())
-    print(f"best: {best['TrainingJobName']} {metric.get('MetricName')}={metric.get('Value')} ({values})", file=out)
-    trial = sm.describe_training_job(TrainingJobName=best["TrainingJobName"])
-    model = (trial.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
-    if model:
-        print(f"model: {model}", file=out)
-    if spec.download and model:
-        count = download_model(session.client("s3"), trial, spec.model_dir)
-        print(f"model: {plural(count, 'file')} unpacked into {spec.model_dir}", file=out)
-    return exit_status(status)
-
-
-def _tuning_is_ours(sm, name: str, token: str, tag_key: str) -> bool:
-    """A tuning job of this name that this very launch created (its create reply was lost)."""
-    try:
-        arn = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)["HyperParameterTuningJobArn"]
-        tags = sm.list_tags(ResourceArn=arn).get("Tags", [])
-    except Exception:  # noqa: BLE001 - when we cannot tell, it is not ours
-        return False
-    return bool(token) and any(t.get("Key") == tag_key and t.get("Value") == token for t in tags)
-
-
-def _renamed(spec):
-    """A relaunch needs a fresh job name and launch token (names are unique, tokens per create)."""
-    import dataclasses
-    import datetime
-    import secrets
-
-    from ..spec.naming import unique_job_name
-
-    name = unique_job_name(spec.base_job_name, datetime.datetime.now(datetime.timezone.utc), secrets.token_hex(3))
-    return dataclasses.replace(spec, job_name=name, explicit_job_name=False, launch_token=secrets.token_hex(16))
-
-
-def _say_fallback(next_spec, why: str, out) -> None:
-    how = "on demand" if not next_spec.spot else "on spot capacity"
-    print(f"no capacity ({why.splitlines()[0][:200]}); relaunching on {next_spec.instance_type} {how}, with the "
-          "same data and checkpoints", file=out)
-    out.flush()
-
-
-def _launch_one(spec, environ, session, out, sleep, last: bool):
+def _launch_one(spec, environ, session, out, sleep, plan):
     """One launch and its follow: the exit status, or None when it failed for capacity and another
-    attempt remains."""
+    choice remains (capacity.py)."""
     from ..launches import last_launch, record_launch
+    from .capacity import is_capacity_failure
 
     earlier = (last_launch(environ) or (None, None))[0] if spec.keep_alive else None
-    launched = launch(spec, session, environ, out=out)
+    launched = launch(spec, session, environ, out=out, plan=plan)
     if launched.batch_job_id:
+        from .queue import follow_queue
+
         if not spec.wait:
             print(f"follow the queue: aws batch describe-service-job --job-id {launched.batch_job_id}", file=out)
             return 0
@@ -589,6 +457,11 @@ def _launch_one(spec, environ, session, out, sleep, last: bool):
         return 0
     desc = follow_job(session, launched.job_name, spec.region, stop_on_interrupt=spec.stop_on_interrupt,
                       out=out, sleep=sleep)
+    from .cost import print_job_cost
+    from .notify import ring
+
+    print_job_cost(desc, session, environ, spec.region, out)
+    ring(launched.job_name, desc["TrainingJobStatus"], out)
     if spec.output_json:
         write_description(session.client("sagemaker"), launched.job_name, spec.output_json)
     if launched.mlflow_run_id:
@@ -601,7 +474,7 @@ def _launch_one(spec, environ, session, out, sleep, last: bool):
         if reused_pool_of(session.client("sagemaker"), launched.job_name, earlier):
             print(f"warm pool: this job reused the instances kept by {earlier}", file=out)
     status = desc["TrainingJobStatus"]
-    if status == "Failed" and not last and is_capacity_failure(desc.get("FailureReason")):
+    if status == "Failed" and not plan.last and is_capacity_failure(desc.get("FailureReason")):
         return None
     if status != "Completed":
         from ..aws.jobs import exit_status, first_line

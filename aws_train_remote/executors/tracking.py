@@ -32,6 +32,44 @@ def requirements_note(spec):
             f"{spec.requirements or 'a requirements.txt beside the script'}")
 
 
+HEALTH_TIMEOUT = 10.0  # seconds the tracking server has to answer the launch's check
+
+
+def check_tracking(spec, timeout: float = HEALTH_TIMEOUT) -> None:
+    """--sagemaker-mlflow can be used from here: mlflow is installed, and an http(s) tracking server
+    answers. One of the launch's read-only checks, so an unreachable server is one line (exit 2)
+    before anything is uploaded or written (issue 17, item 8). Any HTTP answer, even 401 or 404, and
+    any TLS answer count as reachable: mlflow's own settings (tokens, certificates) decide the rest
+    when the run is created. file: stores are on this machine; databricks and SageMaker MLflow ARNs
+    are reached through their own plugins, at that point."""
+    import importlib.util
+    import socket
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    from ..errors import UsageError
+
+    if importlib.util.find_spec("mlflow") is None:
+        _client(spec.mlflow)  # raises the install hint
+    if not spec.mlflow.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(spec.mlflow.rstrip("/") + "/health", timeout=timeout).close()
+        return
+    except urllib.error.HTTPError:
+        return  # it answered
+    except urllib.error.URLError as err:
+        reason = err.reason
+    except (socket.timeout, OSError) as err:
+        reason = err
+    if isinstance(reason, ssl.SSLError):
+        return
+    why = "no answer in %g s" % timeout if isinstance(reason, socket.timeout) else str(reason)
+    raise UsageError("--sagemaker-mlflow", spec.mlflow, f"the MLflow tracking server cannot be reached ({why})",
+                     "start it or fix the URI; nothing was uploaded or created")
+
+
 def _client(uri: str):
     try:
         from mlflow.tracking import MlflowClient

@@ -1,6 +1,7 @@
 """Hyperparameter tuning: the trials loop that local mode and the sandbox share (trials run on this
 machine, the objective parsed from each trial's log, the median stopping rule applied), and the
-launcher's follow of a SageMaker tuning job (a table of trials, then the best one)."""
+launcher's side of a SageMaker tuning job: created exactly once (executors/create.py), then
+followed (a table of trials, then the best one)."""
 from __future__ import annotations
 
 import hashlib
@@ -170,3 +171,85 @@ def list_trials(sm, name: str) -> list:
         if not page.get("NextToken"):
             return sorted(rows, key=lambda r: r["TrainingJobName"])
         kwargs["NextToken"] = page["NextToken"]
+
+
+# -- --sagemaker-tune on SageMaker: create the tuning job (once), then follow it ------------------------
+
+def launch_tuning(spec, environ, session, out, sleep) -> int:
+    """--sagemaker-tune: upload what changed, CreateHyperParameterTuningJob (exactly once, or the
+    tuning job an interrupted launch of the same request made: create.py), then a table of the
+    trials until it ends, the best trial and its model."""
+    import dataclasses
+
+    from ..aws.jobs import exit_status, plural
+    from ..aws.models import resolve_model_job
+    from ..errors import JobFailed
+    from ..launches import record_launch
+    from ..plan.request import build_request, tuning_request
+    from .create import Target, create_once, create_tuning_or_adopt, request_identity, resume_pending
+    from .sagemaker import INTERRUPTED_BEFORE_CREATE, download_model, prepare
+
+    sm = session.client("sagemaker")
+    spec = resolve_model_job(spec, sm)
+    def tuning_for(spec):
+        request = build_request(spec, prepared.plan, account=prepared.account, bucket=prepared.bucket,
+                                git=prepared.git, role=prepared.role_arn)
+        return tuning_request(spec, request, prepared.plan, prepared.bucket)
+
+    try:
+        prepared = prepare(spec, session, environ, out, costed=[spec])  # checked as a whole: every trial
+        identity = request_identity("tuning", tuning_for(spec),
+                                    [spec.tuning_job_name] + ([] if spec.explicit_job_name else [spec.job_name]))
+        resumed = resume_pending(session, environ, "tuning", identity, spec.region, out)
+    except KeyboardInterrupt:
+        print(INTERRUPTED_BEFORE_CREATE, file=sys.stderr)
+        raise SystemExit(130) from None
+    if resumed:
+        spec = dataclasses.replace(spec, tuning_job_name=resumed[0].name, launch_token=resumed[0].token)
+    tuning = tuning_for(spec)
+    name = tuning["HyperParameterTuningJobName"]
+    if not (resumed and resumed[1] is not None):
+        target = Target("tuning", name, spec.launch_token, spec.region, identity)
+        outcome = create_once(session, sm, target, lambda: create_tuning_or_adopt(sm, tuning, spec.launch_token),
+                              environ)
+        if outcome.how == "adopted" and not resumed:
+            print(f"CreateHyperParameterTuningJob's reply was lost; {name} carries this launch's token, so it is "
+                  "this launch's tuning job", file=out)
+    record_launch(name, spec.region, environ)
+    print(f"tuning job: {name} ({spec.tune.max_jobs} trials, {spec.tune.parallel_jobs} at a time)", file=out)
+    if not environ.get("AWS_ENDPOINT_URL"):
+        print(f"console: https://{spec.region}.console.aws.amazon.com/sagemaker/home?region={spec.region}"
+              f"#/hyper-tuning-jobs/{name}", file=out)
+    stop = f"aws sagemaker stop-hyper-parameter-tuning-job --hyper-parameter-tuning-job-name {name}"
+    if not spec.wait:
+        print(f"the tuning job runs on; stop it: {stop}", file=out)
+        return 0
+    try:
+        desc = follow_tuning(sm, name, spec.tune, out, sleep)
+    except KeyboardInterrupt:
+        print(f"\ndetached from {name}; it runs on. Stop it: {stop}", file=sys.stderr)
+        raise SystemExit(130) from None
+    status = desc["HyperParameterTuningJobStatus"]
+    counters = desc.get("TrainingJobStatusCounters") or {}
+    print(f"{status}: {name}, " + ", ".join(f"{plural(v, 'trial')} {k}" for k, v in counters.items() if v), file=out)
+    from .cost import print_trials_cost
+    from .notify import ring
+
+    print_trials_cost(sm, name, session, environ, spec.region, out)
+    ring(name, status, out)
+    best = desc.get("BestTrainingJob") or {}
+    if not best.get("TrainingJobName"):
+        raise JobFailed(f"tuning job {name} ended {status} without a best trial"
+                        + (f": {desc['FailureReason']}" if desc.get("FailureReason") else ""),
+                        exit_code=exit_status(status) if status != "Completed" else 1)
+    metric = best.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+    values = ", ".join(f"{k}={v}" for k, v in (best.get("TunedHyperParameters") or {}).items())
+    print(f"best: {best['TrainingJobName']} {metric.get('MetricName')}={metric.get('Value')} ({values})", file=out)
+    trial = sm.describe_training_job(TrainingJobName=best["TrainingJobName"])
+    model = (trial.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
+    if model:
+        print(f"model: {model}", file=out)
+    if spec.download and model:
+        count = download_model(session.client("s3"), trial, spec.model_dir)
+        print(f"model: {plural(count, 'file')} unpacked into {spec.model_dir}", file=out)
+    return exit_status(status)

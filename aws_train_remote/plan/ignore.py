@@ -65,6 +65,18 @@ def is_virtualenv(names) -> bool:
     return "pyvenv.cfg" in names
 
 
+IGNORED_BY_RULE = "ignored by .gitignore or .sagemakerignore"
+PROJECT_FILES = ("setup.py", "pyproject.toml")
+BUILD_OUTPUT = "build output of a Python project (the job builds it afresh)"
+
+
+def is_build_output(name: str, sibling_names) -> bool:
+    """setuptools' `build/` and `*.egg-info` beside a setup.py or pyproject.toml. Shipped, a stale
+    build/lib is installed instead of the code: the archive's times are all equal, and setuptools
+    takes an equal time for "up to date" and skips copying the changed source."""
+    return (name == "build" or name.endswith(".egg-info")) and any(f in sibling_names for f in PROJECT_FILES)
+
+
 @dataclass(frozen=True)
 class Rule:
     regex: object

@@ -70,6 +70,15 @@ def output_uri(spec, bucket: str) -> str:
     return spec.output_s3 or _uri(bucket, _join(spec.prefix, "output"))
 
 
+def tensorboard_uri(spec, bucket: str):
+    """--sagemaker-tensorboard: where the job's TensorBoard files go; default beside its output."""
+    if not spec.tensorboard:
+        return None
+    if spec.tensorboard == "auto":
+        return f"{output_uri(spec, bucket).rstrip('/')}/{spec.job_name}/tensorboard/"
+    return spec.tensorboard
+
+
 def _channel(name: str, uri: str, mode: str = "File", distribution: str = "FullyReplicated",
              data_type: str = "S3Prefix") -> dict:
     return {
@@ -100,6 +109,8 @@ def path_flags(spec) -> dict:
         "output": spec.path_flags.get("output"),
         "checkpoint": spec.path_flags.get("checkpoint"),
         "checkpoint_path": spec.checkpoint_container,
+        "tensorboard": spec.path_flags.get("tensorboard"),
+        "tensorboard_path": contract.DEFAULT_TENSORBOARD_PATH,
         "run": spec.path_flags.get("run"),
         "dependencies": {d.flag: d.bundle_path for d in spec.dependencies},
     }
@@ -114,7 +125,7 @@ def job_settings(spec) -> dict:
 
     settings = {
         "region": spec.region, "job_name": spec.job_name, "base_job_name": spec.base_job_name,
-        "instance": spec.instance_type, "instance_count": str(spec.instance_count),
+        "instance": instance_setting(spec), "instance_count": str(spec.instance_count),
         "volume_size": str(spec.volume_size), "max_run": str(spec.max_run), "spot": yes(spec.spot),
         "max_retries": str(spec.max_retries), "keep_alive": str(spec.keep_alive),
         "distribution": spec.distribution, "checkpoint_container": spec.checkpoint_container,
@@ -123,7 +134,10 @@ def job_settings(spec) -> dict:
         "image": spec.image, "role": spec.role, "checkpoint_s3": spec.checkpoint_s3,
         "neuron_cache": spec.neuron_cache,
     }
-    optional = {"max_wait": spec.max_wait, "nproc_per_node": spec.nproc_per_node, "bucket": spec.bucket,
+    if spec.debug:  # the runtime says how to connect when it keeps a failed script's container up
+        settings["debug"] = "yes"
+    optional = {"keep_on_failure": spec.keep_on_failure,
+                "max_wait": spec.max_wait, "nproc_per_node": spec.nproc_per_node, "bucket": spec.bucket,
                 "output_s3": spec.output_s3, "kms_key": spec.kms_key, "volume_kms_key": spec.volume_kms_key}
     settings.update({k: str(v) for k, v in optional.items() if v})
     settings = {k: v for k, v in settings.items() if v not in (None, "")}
@@ -132,11 +146,18 @@ def job_settings(spec) -> dict:
     return settings
 
 
+def instance_setting(spec) -> str:
+    """args.sagemaker_instance inside the job: the type; for an on-demand list, the list as given,
+    which the runtime replaces by the type SageMaker selected (runtime/bootstrap.py)."""
+    if not spec.instance_preferences:
+        return spec.instance_type
+    return ",".join(kind + ("" if count is None else f":{count}") for kind, count in spec.instance_preferences)
+
+
 def hyperparameters(spec, trees: dict = None) -> dict:
     """Every hyperparameter of the job; raises UsageError past SageMaker's limits. Pure, so the
     launcher checks it before the first file is read or written. `trees`: input name -> the
     sha256 of its version's tree object (File channels of the input store)."""
-    hps = {name: text for name, text in spec.hyperparameters}
     ours = {
         contract.HP_PROGRAM: encode(spec.script),
         contract.HP_REGION: encode(spec.region),
@@ -159,20 +180,47 @@ def hyperparameters(spec, trees: dict = None) -> dict:
         ours[contract.HP_TORCH_DISTRIBUTED] = "true"
     if spec.instance_groups:  # the toolkit's key: the groups the distribution runs on
         ours["sagemaker_distribution_instance_groups"] = encode([spec.distribution_group])
+    too_long = contract.argv_too_long(spec.container_argv)
+    if too_long is not None:  # the job would pass SageMaker's checks, then fail at the script's exec
+        i, size = too_long
+        flag = spec.container_argv[i - 1] if i and spec.container_argv[i - 1].startswith("-") else f"argument {i + 1}"
+        raise UsageError(flag, spec.container_argv[i], f"{size} bytes; Linux starts no program with an argument "
+                         f"over {contract.ARG_STRLEN_LIMIT - 1} bytes", "pass it in a file instead")
     ours.update(contract.encode_argv(spec.container_argv))
-    for key in ours:
-        if key in hps:
-            raise UsageError(f"--{key}", None, "clashes with a hyperparameter aws-train-remote sets",
+    for name, _ in spec.hyperparameters:
+        if name in ours:
+            raise UsageError(f"--{name}", None, "clashes with a hyperparameter aws-train-remote sets",
                              "rename the script's flag")
-    hps.update(ours)
-    if len(hps) > contract.HP_COUNT_LIMIT:
-        raise UsageError("hyperparameters", len(hps), f"more than SageMaker's {contract.HP_COUNT_LIMIT}",
+    if len(ours) > contract.HP_COUNT_LIMIT:
+        raise UsageError("hyperparameters", len(ours), f"more than SageMaker's {contract.HP_COUNT_LIMIT}",
                          "pass some settings in a config file shipped with the code")
-    for key, value in hps.items():
+    for key, value in ours.items():
         if len(value) > contract.HP_VALUE_LIMIT:
             raise UsageError(f"--{key}", value, f"longer than {contract.HP_VALUE_LIMIT} characters",
                              "pass it in a file instead")
-    return hps
+    readable = dict(kept_readable(spec.hyperparameters, room=contract.HP_COUNT_LIMIT - len(ours)))
+    return {**readable, **ours}
+
+
+def kept_readable(pairs, room: int) -> list:
+    """The script's readable (name, value) copies that fit: at most `room` of them, each within
+    SageMaker's characters per value. They are for people reading the console; the script gets
+    its exact argv either way, so one that does not fit is left out, never refused."""
+    fitting = [(name, text) for name, text in pairs if len(text) <= contract.HP_VALUE_LIMIT]
+    return fitting[:max(0, room)]
+
+
+def readable_left_out(spec, hps: dict) -> list:
+    """Notes for the dry run and the launch: each readable copy the request leaves out, and why."""
+    notes = []
+    for name, text in spec.hyperparameters:
+        if name not in hps:
+            why = (f"{len(text)} characters; SageMaker allows {contract.HP_VALUE_LIMIT} per hyperparameter"
+                   if len(text) > contract.HP_VALUE_LIMIT else f"SageMaker allows {contract.HP_COUNT_LIMIT} "
+                   "hyperparameters")
+            notes.append(f"--{name.replace('_', '-')} is not shown among the job's hyperparameters ({why}); "
+                         "the script still receives its exact value")
+    return notes
 
 
 def store_trees(plan) -> dict:
@@ -187,6 +235,10 @@ def build_tags(spec, git) -> list:
         tags.append({"Key": LAUNCH_TAG, "Value": spec.launch_token})
     if spec.mlflow_run_id:
         tags.append({"Key": "aws-train-remote:mlflow-run", "Value": spec.mlflow_run_id})
+    if getattr(spec, "notify", False):  # --sagemaker-notify: `notify setup`'s rule matches this tag
+        from ..spec.cost import NOTIFY_TAG
+
+        tags.append({"Key": NOTIFY_TAG, "Value": "yes"})
     if git is not None and git.commit:
         tags.append({"Key": "aws-train-remote:git-commit", "Value": git.commit})
         tags.append({"Key": "aws-train-remote:git-dirty", "Value": "true" if git.dirty else "false"})
@@ -232,13 +284,19 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
     output = {"S3OutputPath": output_uri(spec, bucket)}
     if spec.kms_key:
         output["KmsKeyId"] = spec.kms_key
+    if spec.output_compression == "none":  # the model's files under <output>/<job>/output/model/
+        output["CompressionType"] = "NONE"
     if spec.instance_groups:  # a heterogeneous cluster: InstanceGroups instead of type and count
         resources = {"InstanceGroups": [{"InstanceType": kind, "InstanceCount": count, "InstanceGroupName": name}
                                         for name, kind, count in spec.instance_groups],
                      "VolumeSizeInGB": spec.volume_size}
+    elif spec.instance_preferences:  # SageMaker starts the job on the first type with capacity
+        resources = instance_preferences(spec)
     else:
         resources = {"InstanceType": spec.instance_type, "InstanceCount": spec.instance_count,
                      "VolumeSizeInGB": spec.volume_size}
+    if spec.training_plan:  # the plan's reserved capacity (its instance type is the job's)
+        resources["TrainingPlanArn"] = spec.training_plan
     if spec.volume_kms_key:
         resources["VolumeKmsKeyId"] = spec.volume_kms_key
     if spec.keep_alive:
@@ -246,6 +304,8 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
     stopping = {"MaxRuntimeInSeconds": spec.max_run}
     if spec.spot:
         stopping["MaxWaitTimeInSeconds"] = spec.max_wait
+    if spec.max_pending:
+        stopping["MaxPendingTimeInSeconds"] = spec.max_pending
 
     request = {
         "TrainingJobName": spec.job_name,
@@ -280,10 +340,41 @@ def build_request(spec, plan, *, account: str, bucket: str = None, git=None, rol
         request["VpcConfig"] = {"Subnets": list(spec.subnets), "SecurityGroupIds": list(spec.security_groups)}
     if spec.max_retries:
         request["RetryStrategy"] = {"MaximumRetryAttempts": spec.max_retries}
+    if spec.debug:  # SageMaker starts an SSM agent in the container (train-remote-debugging.html)
+        request["RemoteDebugConfig"] = {"EnableRemoteDebug": True}
     if spec.experiment_name:
         request["ExperimentConfig"] = {"ExperimentName": spec.experiment_name,
-                                       **({"TrialName": spec.trial_name} if spec.trial_name else {})}
+                                       **({"TrialName": spec.trial_name} if spec.trial_name else {}),
+                                       **({"RunName": spec.experiment_run} if spec.experiment_run else {})}
+    request.update(job_options(spec, bucket))
     return request
+
+
+def instance_preferences(spec) -> dict:
+    """ResourceConfig for an on-demand instance list: InstancePreferences in place of InstanceType,
+    the count either on every preference or once for all -- SageMaker "rejects requests that set
+    InstanceCount on only some preferences, that set it both per preference and in ResourceConfig, or
+    that omit it in both places" (API_InstancePreference.html)."""
+    per_type = spec.instance_preferences[0][1] is not None
+    resources = {"InstancePreferences": [{"InstanceType": kind, **({"InstanceCount": count} if per_type else {})}
+                                         for kind, count in spec.instance_preferences]}
+    if not per_type:
+        resources["InstanceCount"] = spec.instance_count
+    resources["VolumeSizeInGB"] = spec.volume_size
+    return resources
+
+
+def job_options(spec, bucket: str) -> dict:
+    """The settings of issue 19.5 that are one field each, set only when asked for."""
+    options = {}
+    board = tensorboard_uri(spec, bucket)
+    if board:
+        options["TensorBoardOutputConfig"] = {"LocalPath": contract.DEFAULT_TENSORBOARD_PATH, "S3OutputPath": board}
+    if spec.infra_check:
+        options["InfraCheckConfig"] = {"EnableInfraCheck": True}
+    if spec.session_chaining:
+        options["SessionChainingConfig"] = {"EnableSessionTagChaining": True}
+    return options
 
 
 def service_job_request(spec, request: dict) -> dict:
@@ -299,6 +390,10 @@ def service_job_request(spec, request: dict) -> dict:
         submit["tags"] = {t["Key"]: t["Value"] for t in request["Tags"]}
     if spec.launch_token:
         submit["clientToken"] = spec.launch_token
+    for key, value in (("shareIdentifier", spec.queue_share), ("schedulingPriority", spec.queue_priority),
+                       ("quotaShareName", spec.queue_quota_share)):
+        if value is not None:
+            submit[key] = value
     return submit
 
 

@@ -32,6 +32,7 @@ class SourceFile:
 class Selection:
     files: tuple  # SourceFile, sorted by relpath
     skipped: tuple  # (relpath, reason) of everything kept out; a folder once, with a trailing "/"
+    shipped: tuple = ()  # (relpath, why) shipped although an ignore rule matches it (plan/bundle_needs.py)
 
     @property
     def size(self) -> int:
@@ -41,11 +42,14 @@ class Selection:
         return sorted(self.files, key=lambda f: -f.size)[:n]
 
 
-def select_files(root: str, exclude=(), flag: str = "--sagemaker-source", prefix: str = "") -> Selection:
+def select_files(root: str, exclude=(), flag: str = "--sagemaker-source", prefix: str = "",
+                 ignore_files: bool = True) -> Selection:
     """Files under `root` to ship. `exclude`: absolute folders left out (inputs, output dirs).
 
     A symlink is judged by its name AND by where it leads: `settings.txt -> .env` is a secret.
     A `!name` line in a .sagemakerignore ships what the always-skip rules would keep out.
+    ignore_files=False: the ignore files' rules are not applied, only the always-skip list (a folder the
+    job needs although an ignore rule matches it, plan/bundle_needs.py).
     """
     root = os.path.realpath(root)
     excluded = {os.path.realpath(p) for p in exclude}
@@ -64,7 +68,8 @@ def select_files(root: str, exclude=(), flag: str = "--sagemaker-source", prefix
         for ignore_name in ignore.IGNORE_FILES:
             if ignore_name in names:
                 parsed = (rel_dir, ignore.parse_rules(_read_ignore_file(flag, os.path.join(real_dir, ignore_name))))
-                local_rules.append(parsed)
+                if ignore_files:
+                    local_rules.append(parsed)
                 if ignore_name == ignore.EXPLICIT_FILE:
                     local_explicit.append(parsed)
         parent = os.path.basename(rel_dir)
@@ -79,6 +84,8 @@ def select_files(root: str, exclude=(), flag: str = "--sagemaker-source", prefix
             reason = ignore.skip_reason(name, is_dir, parent)
             if reason is None and is_dir and ignore.is_virtualenv(_safe_listdir(full)):
                 reason = "virtual environment"
+            if reason is None and is_dir and ignore.is_build_output(name, names):
+                reason = ignore.BUILD_OUTPUT
             if reason is None and real != full and (real == root or real.startswith(root + os.sep)):
                 target = os.path.relpath(real, root).replace(os.sep, "/")
                 why = ignore.path_skip_reason(target, is_dir)
@@ -87,7 +94,7 @@ def select_files(root: str, exclude=(), flag: str = "--sagemaker-source", prefix
                 skipped.append((shown, reason))
                 continue
             if not wanted and ignore.is_ignored(local_rules, rel, is_dir):
-                skipped.append((shown, "ignored by .gitignore or .sagemakerignore"))
+                skipped.append((shown, ignore.IGNORED_BY_RULE))
                 continue
             if real != root and not real.startswith(root + os.sep):
                 raise UsageError(flag, os.path.join(root, rel), f"symlink escapes the source folder (to {real})",
@@ -103,7 +110,7 @@ def select_files(root: str, exclude=(), flag: str = "--sagemaker-source", prefix
             else:
                 skipped.append((shown, "not a regular file (broken link, FIFO, socket or device)"))
 
-    walk(root, "", ignore.ancestor_gitignores(root), [])
+    walk(root, "", ignore.ancestor_gitignores(root) if ignore_files else [], [])
     files.sort(key=lambda f: f.relpath)
     return Selection(tuple(files), tuple(skipped))
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from .. import contract
 from ..errors import UsageError
-from . import source, store
+from . import bundle_needs, source, store
 from .hashcache import FileChanged, hash_stable
 from .source import require_utf8
 
@@ -56,6 +56,7 @@ class UploadPlan:
     skipped: tuple = ()
     warnings: tuple = ()
     entry: PlannedFile = None  # tuning only: the toolkit's entry archive (contract.ENTRY_ARCHIVE)
+    shipped: tuple = ()  # (relpath, why): in the bundle although an ignore rule matches it
 
     def singles(self) -> tuple:
         return (self.code, self.driver) + ((self.entry,) if self.entry else ())
@@ -177,6 +178,26 @@ def hash_input_file(flag: str, path: str, hash_file, st=None) -> tuple:
                          "fix its permissions, or leave it out of the input") from None
 
 
+def shown_path(path: str) -> str:
+    """A path as one printable line (a name may hold a newline or a control character)."""
+    return path if path.isprintable() else repr(path)
+
+
+def check_layout_paths(name: str, flag: str, location: str, paths, single: bool = False) -> None:
+    """Each path of a File input as the runtime will lay it out in the container
+    (/opt/ml/input/data/<name>/<path>), judged by the runtime's own rules (runtime/input_tree.py):
+    one line naming the first it would refuse, before anything is hashed or sent."""
+    from ..runtime.input_tree import unsafe_path
+
+    base = contract.Layout(contract.DEFAULT_ROOT).channel_dir(name)
+    for rel in paths:
+        reason = unsafe_path(rel, base)
+        if reason:
+            where = location if single else os.path.join(location, rel)
+            raise UsageError(flag, shown_path(where), f"the job could not lay this file out: {reason}",
+                             "rename it (or move it out of the input folder)")
+
+
 def uses_store(mode: str, distribution: str) -> bool:
     """File and Pipe inputs are ManifestFile channels over the store. FastFile needs a prefix, and a
     sharded input is split by S3 key, which must be one key per file: those keep a prefix per version."""
@@ -204,6 +225,9 @@ def plan_input(name: str, location: str, prefix: str, hash_file=_hash_uncached, 
         single = True
     else:
         raise UsageError(flag, location, "not a regular file or folder", "point the flag at a file or folder")
+    if mode == "File" and uses_store(mode, distribution):  # the runtime lays these paths out: what it
+        # would refuse is refused now, before a file is hashed
+        check_layout_paths(name, flag, location, [rel for rel, _, _ in entries] + dirs, single)
     hashed = []
     for rel, full, st in entries:
         sha, stamp = hash_input_file(flag, full, hash_file, st)
@@ -295,18 +319,22 @@ def plan_entry(prefix: str, cache_dir: str) -> PlannedFile:
 
 
 def bundle_selection(spec, also_exclude=()) -> source.Selection:
-    """The code bundle's files: the source folder plus each dependency under _atr_deps/."""
+    """The code bundle's files: the source folder plus each dependency under _atr_deps/. What the
+    job cannot run without (the entry point, the requirements and the paths they name) is in it,
+    or refused now (plan/bundle_needs.py)."""
     exclude = [i.location for i in spec.inputs if not i.is_remote] + list(also_exclude)
     exclude += [spec.model_dir, spec.local_output_dir, spec.local_checkpoint_dir]
     if spec.checkpoint_initial and not spec.checkpoint_initial.startswith("s3://"):
         exclude.append(spec.checkpoint_initial)
-    main = source.select_files(spec.source_dir, exclude=exclude)
+    needed = bundle_needs.needs(spec)
+    main = bundle_needs.ship_needs(source.select_files(spec.source_dir, exclude=exclude), needed, spec.source_dir,
+                                   exclude)
     files, skipped = list(main.files), list(main.skipped)
     for dep in spec.dependencies:
         sel = source.select_files(dep.folder, exclude=exclude, flag=dep.flag, prefix=dep.bundle_path + "/")
         files += sel.files
         skipped += [(f"{dep.bundle_path}/{rel}", why) for rel, why in sel.skipped]
-    return source.Selection(tuple(sorted(files, key=lambda f: f.relpath)), tuple(skipped))
+    return source.Selection(tuple(sorted(files, key=lambda f: f.relpath)), tuple(skipped), main.shipped)
 
 
 @dataclass(frozen=True)
@@ -343,7 +371,7 @@ def write_plan(spec, scanned: Scan, cache_dir: str) -> UploadPlan:
     driver = plan_driver(spec.prefix, bundle_dir)
     entry = plan_entry(spec.prefix, bundle_dir) if getattr(spec, "tune", None) else None
     return UploadPlan(code, driver, scanned.inputs, scanned.selection.skipped,
-                      tuple(source.bundle_warnings(scanned.selection)), entry)
+                      tuple(source.bundle_warnings(scanned.selection)), entry, scanned.selection.shipped)
 
 
 def build_upload_plan(spec, cache_dir: str, hash_file=_hash_uncached) -> UploadPlan:

@@ -10,16 +10,16 @@ from __future__ import annotations
 import glob
 import json
 import os
-import re
 import subprocess
 import sys
+import time
 
 from .. import contract
-from . import devices, environment, failure, job_env, launch, neuron_cache
+from . import debugging as job_debugging
+from . import devices, environment, failure, job_env, launch, links, neuron_cache, warm_cache
 from .process import run_child
+from .requirements import RequirementsError, installs_code_folder, is_project, read_split
 from .safe_tar import UnsafeArchive, extract_into, safe_extract
-
-_ENTRY_POINT = re.compile(r"^[A-Za-z0-9._+\-/]+$")
 
 
 class SetupError(Exception):
@@ -102,53 +102,69 @@ def prepare_code(layout, submit_directory=None) -> None:
 
 
 def check_entry_point(name: str, code_dir: str) -> str:
-    parts = name.split("/")
-    if (not name or not _ENTRY_POINT.match(name) or name.startswith(("-", "/"))
-            or any(p in (".", "..") for p in parts)):
-        raise SetupError(f"invalid entry point {name!r}")
+    problem = contract.entry_point_problem(name)  # the launcher applied the same rule
+    if problem:
+        raise SetupError(f"invalid entry point {name!r}: it {problem}")
     if not os.path.isfile(os.path.join(code_dir, name)):
         raise SetupError(f"entry point {name!r} not found in {code_dir}")
     return name
 
 
 def install_requirements(code_dir: str, requirements, python: str, environ) -> str:
-    """Install the code's requirements; returns the interpreter that runs the script. On this
-    machine (local mode, the sandbox: ATR_LOCAL_ENVS is set) into a job environment of its own,
-    never into the user's Python; in a container into the image's Python, as the toolkit does."""
-    if not requirements:
-        return python
-    path = os.path.join(code_dir, requirements)
-    if not os.path.isfile(path):
-        raise SetupError(f"requirements file {requirements!r} not in the code bundle")
+    """Install the code's requirements, and the code folder itself when it is a Python project
+    (pyproject.toml with a build system, or setup.py: the toolkit's `pip install . -r
+    requirements.txt`); returns the interpreter that runs the script. pip always runs from the code
+    folder, as the toolkit's does, so a relative path in a requirements file means the same in every
+    mode. On this machine (local mode, the sandbox: ATR_LOCAL_ENVS is set) into a job environment
+    of its own, never into the user's Python (job_env.py); in a container into the image's Python."""
+    path = None
+    if requirements:
+        path = os.path.join(code_dir, requirements)
+        if not os.path.isfile(path):
+            raise SetupError(f"requirements file {requirements!r} not in the code bundle")
+    project = is_project(code_dir)
     if environ.get(job_env.ENVS_ENV):
         try:
-            return job_env.job_python(environ[job_env.ENVS_ENV], path, python, log)
-        except (OSError, RuntimeError, subprocess.CalledProcessError) as err:
+            job_dir = os.path.join(contract.Layout.from_env(environ).root, ".atr-job-env")  # goes with the job
+            return job_env.job_python(environ[job_env.ENVS_ENV], job_dir, code_dir, path, python, log, project=project)
+        except (OSError, job_env.EnvError, subprocess.CalledProcessError) as err:
             raise SetupError(str(err)) from None
-    log(f"pip install -r {requirements}")
-    result = subprocess.run([python, "-m", "pip", "install", "--disable-pip-version-check", "-r", path],
+    if not path and not project:
+        return python
+    if path and project:  # `-e .` or `.` in the file already installs it; a second `.` is a conflict to pip
+        try:
+            project = not installs_code_folder(read_split(path, code_dir, environ), code_dir)
+        except RequirementsError:
+            pass  # a file pip cannot read either: pip's own error says so below
+    args = (["-r", requirements] if path else []) + (["."] if project else [])  # relative: pip runs in code/
+    log("pip install " + " ".join(args) + (" (the code folder is a Python project)" if project else ""))
+    result = subprocess.run([python, "-m", "pip", "install", "--disable-pip-version-check", *args],
                             cwd=code_dir, capture_output=True, text=True)
     sys.stdout.write(result.stdout)
     sys.stderr.write(result.stderr)
     if result.returncode != 0:
-        tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        raise SetupError(f"pip install -r {requirements} failed (exit {result.returncode}):\n{tail}")
+        raise SetupError(job_env.pip_failure("pip install " + " ".join(args), result))
     return python
 
 
 def lay_out_inputs(layout, trees: dict) -> None:
-    """File channels of the input store: the user's folder, laid out from the objects."""
+    """File channels of the input store: the user's folder, laid out from the objects, every byte
+    checked against its sha256 (about 0.65 s per GB of large files, 1.1 s of small ones: docs/remote.md)."""
+    import time
+
     from .input_tree import LayoutError, lay_out
 
     for name, tree in sorted(trees.items()):
         folder = layout.channel_dir(name)
         if not os.path.isdir(folder):
             continue  # an instance group this channel is not for
+        started = time.monotonic()
         try:
             count = lay_out(folder, tree)
         except (LayoutError, OSError, ValueError, KeyError) as err:
             raise SetupError(f"input channel {name!r}: cannot lay out its files: {err}") from None
-        log(f"input {name!r}: {count} file{'' if count == 1 else 's'} laid out in {folder}")
+        log(f"input {name!r}: {count} file{'' if count == 1 else 's'} laid out in {folder}, checked against their "
+            f"sha256 ({time.monotonic() - started:.1f} s)")
 
 
 def unpack_models(layout, paths: dict) -> None:
@@ -177,14 +193,32 @@ def _decode(raw_hps, key, default=None):
     return contract.decode_hyperparameter(raw_hps[key]) if key in raw_hps else default
 
 
+def choose_distribution(raw_hps: dict, resource: dict) -> str:
+    """Ours ("auto", "none", "torchrun"), or for a job built by another tool the launcher its
+    hyperparameters ask SageMaker's PyTorch toolkit for (issue 18.10): torch_distributed is
+    torchrun across the hosts, as the toolkit runs it; one this runtime cannot honour fails the
+    job here, before pip and the script, in one line naming it -- never silently one process."""
+    decoded = environment.decode_all(raw_hps)
+    distribution = decoded.get(contract.HP_DISTRIBUTION, "auto")
+    flag = launch.toolkit_launcher(decoded) if distribution == "auto" else None
+    if flag is None or not environment.Cluster(resource, raw_hps).in_distribution_group:
+        return distribution  # the toolkit, too, runs a plain process outside the distribution groups
+    if launch.TOOLKIT_LAUNCHERS[flag] is not None:
+        raise SetupError(f"hyperparameter {flag}={raw_hps[flag]}: the job {launch.TOOLKIT_LAUNCHERS[flag]}")
+    log(f"{flag}: torchrun across the hosts, as SageMaker's PyTorch toolkit runs it")
+    return "torchrun"
+
+
 def main(environ=None) -> int:
     environ = dict(os.environ) if environ is None else dict(environ)
+    started = time.time()  # --sagemaker-keep-on-failure counts the job's max run from here at the latest
     layout = contract.Layout.from_env(environ)
     python = sys.executable or "python3"
     try:
         raw_hps = read_json(layout.config_file("hyperparameters.json"), {})
         resource = read_json(layout.config_file("resourceconfig.json"), {})
         input_config = read_json(layout.config_file("inputdataconfig.json"), {})
+        distribution = choose_distribution(raw_hps, resource)
         for folder in (layout.model_dir, layout.output_data_dir):
             os.makedirs(folder, exist_ok=True)
         prepare_code(layout, _decode(raw_hps, "sagemaker_submit_directory"))
@@ -194,7 +228,15 @@ def main(environ=None) -> int:
         requirements = _decode(raw_hps, contract.HP_REQUIREMENTS)
         if requirements is None and os.path.isfile(os.path.join(layout.code_dir, "requirements.txt")):
             requirements = "requirements.txt"  # the toolkit installs the code's requirements.txt
-        python = install_requirements(layout.code_dir, requirements, python, environ)
+        warm = warm_cache.cache_env(environ, layout.root)  # a warm pool's cache: pip's and others (issue 19.6)
+        if warm:
+            log(warm_cache.note(environ, layout.root, warm))
+            environ.update(warm)  # the script's own pip and hub downloads too
+        began = time.monotonic()
+        with warm_cache.applied(warm):
+            python = install_requirements(layout.code_dir, requirements, python, environ)
+        if requirements or is_project(layout.code_dir):
+            log(f"requirements ready in {time.monotonic() - began:.1f} s")
     except SetupError as err:
         log(str(err))
         failure.write_failure_once(layout, f"ClientError: {err}\n")
@@ -219,6 +261,9 @@ def main(environ=None) -> int:
         return 1
     checkpoint_path = contract.rebase(paths.get("checkpoint_path") or layout.checkpoint_dir, layout.root)
     os.makedirs(checkpoint_path, exist_ok=True)
+    if paths.get("tensorboard"):  # args.tensorboard_dir is a folder, as args.model_dir is
+        os.makedirs(contract.rebase(paths.get("tensorboard_path") or contract.DEFAULT_TENSORBOARD_PATH,
+                                    layout.root), exist_ok=True)
     restored = sum(len(files) for _, _, files in os.walk(checkpoint_path))
     if restored:  # SageMaker (and local mode, the sandbox) put the checkpoint location's files here
         log(f"restored {restored} checkpoint file{'' if restored == 1 else 's'} into {checkpoint_path} from the "
@@ -226,7 +271,6 @@ def main(environ=None) -> int:
     instance_type = resource.get("current_instance_type", "local")
     gpus, neurons = devices.num_gpus(), devices.num_neurons(instance_type)
     decoded = environment.decode_all(raw_hps)
-    distribution = decoded.get(contract.HP_DISTRIBUTION, "auto")
     nproc = launch.nproc_per_node(decoded, gpus, neurons)
     # whether torchrun runs decides the distribution groups the toolkit would report
     torchrun = launch.wants_torchrun(distribution, environment.Cluster(resource, raw_hps), nproc)
@@ -241,7 +285,12 @@ def main(environ=None) -> int:
         num_neurons=neurons, job_name=job_name, user_args=argv, entry_point=entry, environ=environ,
         launching_torchrun=plan.torchrun))
     env.update(plan.env)
-    for key, value in (_decode(raw_hps, contract.HP_SETTINGS, {}) or {}).items():
+    settings = _decode(raw_hps, contract.HP_SETTINGS, {}) or {}
+    chosen = launch.selected_instance(settings, resource)  # an instance list: the type SageMaker selected
+    if chosen:
+        settings = {**settings, **chosen[0]}
+        log(chosen[1])
+    for key, value in settings.items():
         env[contract.SETTINGS_ENV_PREFIX + key.upper()] = str(value)  # args.sagemaker_* are the job's own
     if job_name:  # a tuning trial's own name, not the one planned before the tuning job named it
         env[contract.SETTINGS_ENV_PREFIX + "JOB_NAME"] = job_name
@@ -266,15 +315,25 @@ def main(environ=None) -> int:
     if distribution == "auto" and not plan.torchrun and any(several):
         log(f"one process on this host with {' and '.join(s for s in several if s)} (SageMaker's default); "
             "--sagemaker-distribution torchrun starts one per GPU across hosts")
+    try:  # issue 18.6: SM_* give way to what exec allows; an argv over it fails here, in one line
+        env = environment.fit_exec_limits(env, plan.command, layout.config_dir, log)
+    except environment.ExecLimit as err:
+        log(str(err))
+        failure.write_failure_once(layout, f"ClientError: {err}\n")
+        return 1
+    job_debugging.write_shell_record(environ, env, python, cwd=layout.code_dir, root=layout.root,
+                                     host=cluster.current_host, job=job_name)  # local mode: `shell`
+    env.pop(job_debugging.SHELL_RECORD_ENV, None)
     log("running: " + " ".join(plan.command))
     try:
-        code, child = run_child(plan.command, layout.code_dir, env)
+        code, child = run_child(plan.command, layout.code_dir, env, torchrun=plan.torchrun)
     except OSError as err:  # e.g. torchrun or neuron_parallel_compile missing from the image
         failure.write_failure_once(layout, f"ClientError: cannot start {plan.command[0]!r}: {err}\n"
                                            f"Command {' '.join(plan.command)!r}\n")
         log(f"cannot start {plan.command[0]}: {err}")
         return 1
     finally:
+        links.seal_outputs(layout, log)  # issue 18.2: links out of model/ and output/data/ become copies
         if cache_dir is not None and cluster.current_host == cluster.master:
             try:
                 saved, how = neuron_cache.save(cache_dir, before, environ.get(contract.NEURON_CACHE_S3_ENV),
@@ -284,18 +343,21 @@ def main(environ=None) -> int:
             except Exception as err:  # noqa: BLE001 - a cache that fails to save must not fail the job
                 log(f"neuron compile cache not saved: {err}")
 
+    if child.signalled is not None:  # StopTrainingJob or a spot reclaim: not the script's failure, nor
+        # its success -- a script that saves and exits 0 on SIGTERM (Lightning does) was interrupted
+        import signal as signals
+
+        name = signals.Signals(child.signalled).name
+        log(f"training stopped: {name} from the platform (a stop request or a spot interruption); "
+            f"the script exited with status {code}" + (" after it: interrupted, not finished" if code == 0 else ""))
+        return 1
     if code == 0:
         with open(layout.success_file, "w"):
             pass
         log("training succeeded")
         return 0
-    if child.signalled is not None:  # StopTrainingJob or a spot reclaim: not the script's failure
-        import signal as signals
-
-        name = signals.Signals(child.signalled).name
-        log(f"training stopped: {name} from the platform (a stop request or a spot interruption); "
-            f"the script exited with status {code}")
-        return 1
     failure.write_failure_once(layout, failure.failure_text(code, plan.command, list(child.stderr_tail)))
     log(f"training failed with exit status {code}")
+    job_debugging.hold_after_failure(_decode(raw_hps, contract.HP_SETTINGS, {}) or {}, environ, layout, job=job_name,
+                                     host=cluster.current_host, started=started, log=log)
     return 1

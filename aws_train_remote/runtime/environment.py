@@ -1,9 +1,11 @@
 """The environment a script sees: the SageMaker training toolkit's SM_* variables, with the
 same names and serialisation (reference/container_contract.md section 3.2), for the job
-described by the three config files. Pure: facts in, a dict of strings out."""
+described by the three config files. Pure: facts in, a dict of strings out; fit_exec_limits then
+makes it fit what Linux's exec allows."""
 from __future__ import annotations
 
 import json
+import os
 
 from .. import contract
 
@@ -47,7 +49,7 @@ class Cluster:
         explicit = hps.get("sagemaker_distribution_instance_groups")
         if explicit:
             self.distribution_groups = list(explicit)
-        elif launching_torchrun or any(hps.get(flag) in (True, "true") for flag in DISTRIBUTION_FLAGS):
+        elif launching_torchrun or any(hps.get(flag) for flag in DISTRIBUTION_FLAGS):  # truthy, as the toolkit
             self.distribution_groups = [self.group]
         else:
             self.distribution_groups = []
@@ -163,4 +165,106 @@ def toolkit_env(layout, raw_hps: dict, resource: dict, input_config: dict, *, nu
     env["SAGEMAKER_REGION"] = str(decoded.get("sagemaker_region") or environ.get("AWS_REGION") or "")
     env["CURRENT_HOST"] = cluster.current_host
     env["TRAINING_JOB_NAME"] = job_name or ""
+    return env
+
+
+# -- what exec allows (issue 18.6): Linux refuses to start a program when one argv or environment
+# string passes MAX_ARG_STRLEN, or all of them with their pointers pass ARG_MAX. The toolkit's
+# SM_* variables repeat the argv and every hyperparameter in one string each, so a job SageMaker
+# accepts could not start its script; they give way, the script's argv never does.
+
+class ExecLimit(Exception):
+    """The script's own argv is more than Linux starts a program with."""
+
+
+_KERNEL_CAP = 6 * 1024 * 1024  # fs/exec.c: never more than 3/4 of _STK_LIM (8 MiB), whatever the stack
+_MARGIN = 16 * 1024  # what torchrun and the interpreter add on the way to the script
+_POINTER = 8
+# Keys of SM_TRAINING_ENV that repeat the argv and hyperparameters: left out first, so the rest
+# (hosts, current_host, master_hostname, ...) still reaches scripts that read it.
+_BULKY = ("user_args", "hyperparameters", "hps", "additional_framework_parameters", "framework_params",
+          "input_data_config", "resource_config", "instance_groups_dict")
+
+
+def arg_max() -> int:
+    try:
+        limit = os.sysconf("SC_ARG_MAX")
+    except (AttributeError, ValueError, OSError):
+        limit = -1
+    return min(limit if limit > 0 else contract.ARG_STRLEN_LIMIT, _KERNEL_CAP)
+
+
+def _entry(name: str, value: str) -> int:
+    return contract.exec_size(f"{name}={value}")
+
+
+def _where(name: str, config_dir: str) -> str:
+    if name == "SM_USER_ARGS":
+        return "the script's own argv (sys.argv)"
+    if name in ("SM_INPUT_DATA_CONFIG", "SM_CHANNELS") or name.startswith("SM_CHANNEL_"):
+        return os.path.join(config_dir, "inputdataconfig.json")
+    if name in ("SM_RESOURCE_CONFIG", "SM_HOSTS", "SM_TOPOLOGY", "SM_INSTANCE_GROUPS_DICT"):
+        return os.path.join(config_dir, "resourceconfig.json")
+    return os.path.join(config_dir, "hyperparameters.json")
+
+
+def _give_way(env: dict, name: str, limit: int, why: str, config_dir: str, log) -> None:
+    """Shorten SM_TRAINING_ENV to fit `limit` bytes, or leave `name` out; one line either way."""
+    where = _where(name, config_dir)
+    if name == "SM_TRAINING_ENV":
+        try:
+            facts = json.loads(env[name])
+        except ValueError:
+            facts = None
+        dropped = []
+        for key in _BULKY:
+            if not isinstance(facts, dict) or _entry(name, json.dumps(facts, sort_keys=True)) <= limit:
+                break
+            if key in facts:
+                facts.pop(key)
+                dropped.append(key)
+        if isinstance(facts, dict) and _entry(name, json.dumps(facts, sort_keys=True)) <= limit:
+            env[name] = json.dumps(facts, sort_keys=True)
+            log(f"{name} is set without {', '.join(dropped)} ({why}); they are in {where} "
+                "and the script's argv")
+            return
+    size = _entry(name, env.pop(name))
+    log(f"{name} is not set ({size} bytes; {why}); the same is in {where}")
+
+
+def fit_exec_limits(env: dict, command: list, config_dir: str, log) -> dict:
+    """The environment the script starts with, within what exec allows: an SM_* variable over
+    Linux's per-string limit is shortened or left out (the same data stays in the config files);
+    past ARG_MAX in total, the largest SM_* go next. Raises ExecLimit when the command alone is more
+    than Linux starts, before the script, in one line naming the limit."""
+    env = dict(env)
+    too_long = contract.argv_too_long(command)
+    if too_long is not None:
+        i, size = too_long
+        which = f"the value of {command[i - 1]}" if i and command[i - 1].startswith("-") else f"argument {i}"
+        raise ExecLimit(f"{which} is {size} bytes; Linux starts no program with an argument over "
+                        f"{contract.ARG_STRLEN_LIMIT - 1} bytes (MAX_ARG_STRLEN)")
+    one = f"Linux allows {contract.ARG_STRLEN_LIMIT} bytes per variable, MAX_ARG_STRLEN"
+    for name in sorted(env):
+        if name.startswith("SM_") and _entry(name, env[name]) > contract.ARG_STRLEN_LIMIT:
+            _give_way(env, name, contract.ARG_STRLEN_LIMIT, one, config_dir, log)
+    limit = arg_max() - _MARGIN
+    argv_size = sum(contract.exec_size(a) + _POINTER for a in command)
+    if argv_size > limit:
+        raise ExecLimit(f"the script's command takes {argv_size} bytes; Linux starts no program past "
+                        f"{limit + _MARGIN} for the command and its environment (ARG_MAX, "
+                        "os.sysconf('SC_ARG_MAX'))")
+
+    def total():
+        return argv_size + sum(_entry(k, v) + _POINTER for k, v in env.items())
+
+    while total() > limit:
+        bulky = [k for k in env if k.startswith("SM_")]
+        if not bulky:
+            raise ExecLimit(f"the script's command and environment take {total()} bytes; Linux starts no "
+                            f"program past {limit + _MARGIN} (ARG_MAX, os.sysconf('SC_ARG_MAX'))")
+        name = max(bulky, key=lambda k: _entry(k, env[k]))
+        room = _entry(name, env[name]) - (total() - limit)
+        _give_way(env, name, max(room, 0), f"Linux allows {limit + _MARGIN} bytes for the command and its "
+                  "environment, ARG_MAX", config_dir, log)
     return env

@@ -9,10 +9,13 @@ from dataclasses import dataclass, field
 from .. import contract
 
 MASTER_PORT = "7777"
-# EFA-capable types get FI_PROVIDER=efa; the RDMA ones also the device-RDMA switches.
+# EFA-capable types get FI_PROVIDER=efa; the RDMA ones also the device-RDMA switches. p5en, p6-b200,
+# p6-b300 and g7e from 8xlarge: EFA interfaces in AWS's own table of SageMaker instance types
+# (aws/sagemaker-hyperpod-cli, training/constants.py, INSTANCE_RESOURCES "efa": 16, 8, 16; 1, 1, 2, 4).
 EFA_TYPES = {"ml.g4dn.8xlarge", "ml.g4dn.12xlarge", "ml.g5.48xlarge", "ml.p3dn.24xlarge", "ml.p4d.24xlarge",
              "ml.p4de.24xlarge", "ml.p5.48xlarge", "ml.p5e.48xlarge", "ml.trn1.32xlarge", "ml.trn1n.32xlarge",
-             "ml.trn2.48xlarge", "ml.p6e-gb200.36xlarge"}
+             "ml.trn2.48xlarge", "ml.p6e-gb200.36xlarge", "ml.p5en.48xlarge", "ml.p6-b200.48xlarge",
+             "ml.p6-b300.48xlarge", "ml.g7e.8xlarge", "ml.g7e.12xlarge", "ml.g7e.24xlarge", "ml.g7e.48xlarge"}
 RDMA_TYPES = {"ml.p4d.24xlarge", "ml.p4de.24xlarge", "ml.p5.48xlarge", "ml.p5e.48xlarge", "ml.trn1.32xlarge",
               "ml.trn1n.32xlarge", "ml.trn2.48xlarge", "ml.p6e-gb200.36xlarge"}
 
@@ -49,6 +52,9 @@ def remap_argv(argv: list, paths: dict, layout) -> list:
     if paths.get("checkpoint"):
         checkpoint = paths.get("checkpoint_path") or layout.checkpoint_dir
         front += [paths["checkpoint"], contract.rebase(checkpoint, layout.root)]
+    if paths.get("tensorboard"):  # what SageMaker uploads with TensorBoardOutputConfig
+        tensorboard = paths.get("tensorboard_path") or contract.DEFAULT_TENSORBOARD_PATH
+        front += [paths["tensorboard"], contract.rebase(tensorboard, layout.root)]
     for flag, rel in sorted((paths.get("dependencies") or {}).items()):
         front += [flag, os.path.join(layout.code_dir, rel)]
     if paths.get("run"):
@@ -59,7 +65,7 @@ def remap_argv(argv: list, paths: dict, layout) -> list:
 def model_init_dir(layout, name: str, spec: dict) -> str:
     """Where the model channel's content is for the script: its archive unpacked beside the
     channel, or the channel itself when it holds a folder."""
-    if spec.get("file", "").endswith((".tar.gz", ".tgz", ".tar")):
+    if (spec.get("file") or "").endswith((".tar.gz", ".tgz", ".tar")):
         return layout.channel_dir(name) + "-unpacked"
     return os.path.join(layout.channel_dir(name), spec["file"]) if spec.get("file") else layout.channel_dir(name)
 
@@ -109,6 +115,35 @@ def toolkit_args(user_hps: dict) -> list:
     return args
 
 
+TORCH_DISTRIBUTED = "sagemaker_torch_distributed_enabled"
+_NOT_HERE = "which aws-train-remote's runtime does not run (SageMaker's own toolkit does, in the framework image)"
+# The launchers SageMaker's PyTorch toolkit chooses from, in the order it checks them
+# (sagemaker_pytorch_container/training.py), then TensorFlow's. torch_distributed is torchrun, run
+# as the toolkit runs it; the others need mpirun with ssh between instances, SageMaker's
+# data-parallel library or GPUs, so a job asking for one fails before its script with this line
+# instead of running as one plain process per host, which the script would not expect.
+TOOLKIT_LAUNCHERS = {
+    "sagemaker_mpi_enabled": f"asks for the MPI launcher (mpirun over ssh between the instances), {_NOT_HERE}; "
+                             "distribution torch_distributed (torchrun) runs a DDP script here",
+    "sagemaker_pytorch_ddp_enabled": "asks for the pytorchddp launcher (mpirun with smddprun, GPU instances only), "
+                                     f"{_NOT_HERE}; distribution torch_distributed (torchrun) runs the same DDP script",
+    TORCH_DISTRIBUTED: None,
+    "sagemaker_distributed_dataparallel_enabled": "asks for SageMaker's data-parallel library (smdistributed "
+                                                  f"dataparallel through mpirun, GPU instances only), {_NOT_HERE}",
+    "sagemaker_pytorch_xla_multi_worker_enabled": "asks for the PT-XLA launcher, which needs GPUs and SageMaker's "
+                                                  f"torch_xla build (the toolkit refuses it without GPUs), {_NOT_HERE}",
+    "sagemaker_parameter_server_enabled": f"asks for TensorFlow's parameter-server launcher, {_NOT_HERE}",
+    "sagemaker_multi_worker_mirrored_strategy_enabled": "asks for TensorFlow's MultiWorkerMirroredStrategy launcher, "
+                                                        f"{_NOT_HERE}",
+}
+
+
+def toolkit_launcher(hps: dict):
+    """The launcher hyperparameter that decides, as the toolkit reads them (decoded, truthy, the
+    first in its order wins), or None: a plain process."""
+    return next((flag for flag in TOOLKIT_LAUNCHERS if hps.get(flag)), None)
+
+
 def nproc_per_node(hps: dict, num_gpus: int, num_neurons: int) -> int:
     override = hps.get("sagemaker_mpi_num_of_processes_per_host")
     if override not in (None, ""):
@@ -122,6 +157,22 @@ def network_env(cluster, environ=None) -> dict:
     port = (environ or {}).get(contract.MASTER_PORT_OVERRIDE_ENV) or MASTER_PORT
     return {"MASTER_ADDR": cluster.master, "MASTER_PORT": port, "NCCL_SOCKET_IFNAME": cluster.interface,
             "NCCL_IB_DISABLE": "1", "NCCL_DEBUG": "WARN"}
+
+
+def selected_instance(settings: dict, resource: dict):
+    """For a job launched with an on-demand instance list (its `instance` setting is the list, as
+    ml.g5.xlarge:2,ml.g6.xlarge:4): (settings that say the type and count SageMaker selected, a
+    log line), learnt from resourceconfig.json, which names the type this host runs as
+    (current_instance_type) and every host; None for a job of one type. The image was one for the
+    list; the process count (GPUs, NeuronCores), torchrun and the EFA settings follow the type
+    itself, since they are read from the host and its resourceconfig."""
+    listed = str(settings.get("instance") or "")
+    kind = resource.get("current_instance_type")
+    if "," not in listed or not kind or kind == "local":
+        return None
+    hosts = resource.get("hosts") or [resource.get("current_host")]
+    chosen = {"instance": kind, "instance_count": str(len(hosts))}
+    return chosen, f"instance type: {len(hosts)} x {kind}, SageMaker's choice from {listed.replace(',', ', ')}"
 
 
 def wants_torchrun(distribution: str, cluster, nproc: int) -> bool:

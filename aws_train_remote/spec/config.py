@@ -51,7 +51,57 @@ def discover_config_files(explicit, script_dir, environ) -> list:
     return files
 
 
-def read_yaml(path) -> object:
+class Written:
+    """A plain YAML scalar that YAML would type (number, boolean, date, null), kept with the text
+    the user wrote: `VERSION: 1.10` must reach the job as 1.10, not 1.1, and `yes` not as true.
+    Parsers take `text` where the option's value is a string and `value` where it is typed."""
+
+    __slots__ = ("text", "value")
+
+    def __init__(self, text: str, value):
+        self.text, self.value = text, value
+
+    def __repr__(self):
+        return self.text
+
+
+TYPED_TAGS = ("bool", "int", "float", "timestamp", "null")
+
+
+def _written_loader(yaml):
+    class Loader(yaml.SafeLoader):
+        pass
+
+    for tag in TYPED_TAGS:
+        typed = yaml.SafeLoader.yaml_constructors[f"tag:yaml.org,2002:{tag}"]
+        Loader.add_constructor(f"tag:yaml.org,2002:{tag}",
+                               lambda loader, node, typed=typed: Written(node.value, typed(loader, node)))
+    return Loader
+
+
+def unwrap(raw, as_text: bool, where: str = None):
+    """A read YAML value with every Written scalar replaced by its text (as_text) or its YAML
+    value. A null where a string is expected is refused: it has no text to keep."""
+    if isinstance(raw, Written):
+        if not as_text:
+            return raw.value
+        if raw.value is None:
+            raise ConfigError(where or "config", None, "has no value (YAML reads it as null)",
+                              "write the value, or quote it ('') for an empty string")
+        return raw.text
+    if isinstance(raw, dict):
+        return {unwrap(k, as_text, where): unwrap(v, as_text, f"{where}: {unwrap(k, True, where)}" if where
+                                                     else None) for k, v in raw.items()}
+    if isinstance(raw, list):
+        return [unwrap(item, as_text, where) for item in raw]
+    return raw
+
+
+STRING_KINDS = ("str", "pairs", "list", "s3", "choice")
+
+
+def read_yaml(path, written: bool = False) -> object:
+    """The file's YAML; with `written`, typed plain scalars come back as Written (see unwrap)."""
     try:
         import yaml
     except ImportError:  # pragma: no cover - PyYAML is an install requirement
@@ -59,7 +109,7 @@ def read_yaml(path) -> object:
                           "pip install PyYAML") from None
     try:
         with open(path, encoding="utf-8") as handle:
-            return yaml.safe_load(handle)
+            return yaml.load(handle, Loader=_written_loader(yaml)) if written else yaml.safe_load(handle)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -85,6 +135,7 @@ def parse_config(mapping, source: str) -> dict:
         raise ConfigError(source, None, "expected a mapping of option keys to values", "write key: value lines")
     parsed = {}
     for raw_key, raw in mapping.items():
+        raw_key = unwrap(raw_key, True, source)
         key = str(raw_key).replace("-", "_")
         if key.startswith("sagemaker_"):
             key = key[len("sagemaker_"):]
@@ -92,6 +143,9 @@ def parse_config(mapping, source: str) -> dict:
         if option is None or not option.configurable:
             known = [o.key for o in OPTIONS if o.configurable]
             raise ConfigError(f"{source}: {raw_key}", None, "unknown key", did_you_mean(key, known))
+        # a string-valued key takes what was written; a top-level null still means "not set"
+        as_text = option.kind in STRING_KINDS and not (isinstance(raw, Written) and raw.value is None)
+        raw = unwrap(raw, as_text, f"{source}: {raw_key}")
         try:
             parsed[key] = option.parse(raw)
         except ValueError as err:
@@ -141,8 +195,17 @@ def parse_sdk_config(mapping, source: str) -> dict:
     """The SageMaker SDK's config.yaml keys that mean the same thing for us (lowest precedence)."""
     if not isinstance(mapping, dict):
         return {}
+    job_raw = (((mapping.get("SageMaker") or {}) if isinstance(mapping.get("SageMaker"), dict) else {})
+               .get("TrainingJob") or {})
+    texts = {}  # Environment and Tags values are strings: as written (see Written)
+    if isinstance(job_raw, dict):
+        for name in ("Environment", "Tags"):
+            if job_raw.get(name) is not None:
+                texts[name] = unwrap(job_raw[name], True, f"{source}: SageMaker.TrainingJob.{name}")
+    mapping = unwrap(mapping, False)
     sagemaker = mapping.get("SageMaker") or {}
     job = (sagemaker.get("TrainingJob") or {}) if isinstance(sagemaker, dict) else {}
+    job = {**job, **texts} if isinstance(job, dict) else job
     session = (((sagemaker.get("PythonSDK") or {}).get("Modules") or {}).get("Session") or {}) \
         if isinstance(sagemaker, dict) else {}
     out = {}

@@ -9,8 +9,21 @@ def _default(option) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
-        return "yes" if value else "no"
-    return f"`{value}`"
+        value = "yes" if value else "no"
+    return f"default `{value}`"
+
+
+def _row(option) -> str:
+    """Two columns, so the page reads at 800 px: the flag and its aliases (never broken at a hyphen:
+    docs/_static/atr.css keeps a table's first column whole), then what it does with its default,
+    config key and environment variable on a line of their own."""
+    flag = "<br>".join(f"`{name}`" for name in (option.flag, *(f"--{a}" for a in option.aliases)))
+    meaning = option.help.replace("|", "\\|")
+    if option.choices:
+        meaning += " (" + ", ".join(option.choices) + ")"
+    where = [_default(option)] if option.default is not None else []
+    where += [f"config key `{option.key}`", f"env `{option.env_var}`"] if option.configurable else ["command line only"]
+    return f"| {flag} | {meaning}<br>{' · '.join(where)} |"
 
 
 def render_flags_markdown() -> str:
@@ -37,14 +50,8 @@ def render_flags_markdown() -> str:
         rows = [o for o in OPTIONS if o.group == group]
         if not rows:
             continue
-        lines += [f"## {group}", "", "| flag | config key / env | default | meaning |", "|---|---|---|---|"]
-        for o in rows:
-            flag = f"`{o.flag}`" + "".join(f"<br>`--{a}`" for a in o.aliases)
-            key = f"`{o.key}`<br>`{o.env_var}`" if o.configurable else "(command line only)"
-            meaning = o.help.replace("|", "\\|")
-            if o.choices:
-                meaning += " (" + ", ".join(o.choices) + ")"
-            lines.append(f"| {flag} | {key} | {_default(o)} | {meaning} |")
+        lines += [f"## {group}", "", "| flag | what it does; default, config key, environment variable |", "|---|---|"]
+        lines += [_row(o) for o in rows]
         lines.append("")
     return "\n".join(lines)
 

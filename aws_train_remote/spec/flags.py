@@ -10,6 +10,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 
+from .._version import DOCS_URL
 from ..contract import RESERVED_CHANNELS
 from ..errors import DefinitionError
 from .options import COMMON_KEYS, GROUPS, INPUT_DISTRIBUTIONS, INPUT_MODES, OPTIONS
@@ -36,6 +37,21 @@ class ScriptDefinition:
 
     def dependency_flag(self, name: str) -> str:
         return "--" + name.replace("_", "-")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """The script's own flags show their defaults too, as the generated ones do (issue 21.5).
+    argparse's ArgumentDefaultsHelpFormatter would also print '(default: None)' and
+    '(default: False)' for flags that have none or are switches: only a real value is shown, and
+    only where the help text does not already say it."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (getattr(action, "atr_script_flag", False) and text is not argparse.SUPPRESS and action.nargs != 0
+                and action.default not in (None, argparse.SUPPRESS, "", [], ())
+                and "%(default)" not in text and "(default" not in text):
+            return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+        return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -143,9 +159,9 @@ def _generated(definition: ScriptDefinition, defaults: dict, show_all: bool = Tr
     """(group, flags, kwargs, owner) for every generated argument."""
     for option in OPTIONS:
         kwargs = {"dest": option.dest, "help": _help(option, defaults.get(option.key), show_all)}
-        if option.kind in ("bool", "run"):
-            kwargs.update(nargs="?", const=True if option.kind == "bool" else "yes",
-                          metavar=_bool_metavar(option), type=_type(option))
+        if option.kind in ("bool", "run", "bool_or_s3"):  # a bare flag means yes
+            kwargs.update(nargs="?", const="yes" if option.kind == "run" else True,
+                          metavar=option.metavar or _bool_metavar(option), type=_type(option))
             kwargs["default"] = defaults.get(option.key)
         elif option.repeat:
             kwargs.update(action="append", metavar=option.metavar, default=None)
@@ -238,6 +254,9 @@ class _HelpAll(argparse.Action):
         parser.exit()
 
 
+# A pip install has no README or docs/ folder: --help names the site (an argparse_callback may
+# set the parser's epilog to the script's own).
+EPILOG = f"every flag, its config key and environment variable:\n  {DOCS_URL}/flags.html"
 USAGE = ("%(prog)s [your script's flags] [--sagemaker-run {no,yes,local}] [--sagemaker-FLAG VALUE ...]\n"
          "  --help shows the common flags; --help-all shows every flag")
 
@@ -246,8 +265,10 @@ def build_parser(definition: ScriptDefinition, defaults: dict, prog: str = None,
                  show_all: bool = False) -> argparse.ArgumentParser:
     validate_definition(definition)
     parser = _Parser(prog=prog, description=definition.description, allow_abbrev=False, usage=USAGE,
-                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                     epilog=EPILOG, formatter_class=_HelpFormatter)
     _user_arguments(parser, definition)
+    for action in parser._actions:
+        action.atr_script_flag = True  # the script's own: _HelpFormatter shows its default
     user_flags = {s: a for s, a in parser._option_string_actions.items() if s not in ("-h", "--help")}
     user_dests = {a.dest: a for a in parser._actions if a.dest != "help"}
     parser.atr_user_dests = tuple(user_dests)

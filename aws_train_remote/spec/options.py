@@ -31,6 +31,7 @@ _PARSERS = {
     "list": values.parse_list,
     "s3": values.parse_s3_uri,
     "file_or_mapping": lambda raw: raw if isinstance(raw, dict) else values.parse_str(raw),
+    "bool_or_s3": values.parse_bool_or_s3,
 }
 
 
@@ -102,6 +103,12 @@ OPTIONS = (
       "FILE when it is created, and again when it ends", metavar="FILE"),
     Opt("sagemaker-stop-on-interrupt", RUN_CONTROL, "Ctrl-C while following stops the job instead "
       "of detaching", kind="bool", default=False),
+    Opt("sagemaker-budget", RUN_CONTROL, "the most a launch may cost, in US dollars: one whose worst case (instances x "
+      "on-demand price x max run; a tuning job's trials together) is more is refused before anything is created",
+      metavar="USD"),
+    Opt("sagemaker-budget-unknown-ok", RUN_CONTROL, "with --sagemaker-budget: launch even when the price cannot be "
+      "looked up (no network, no pricing:GetProducts permission); without it such a launch is refused", kind="bool",
+      default=False),
     # job
     Opt("sagemaker-job-name", JOB, "exact job name (default: base name + time + random suffix)"),
     Opt("sagemaker-base-job-name", JOB, "base of generated job names and of the default checkpoint "
@@ -115,9 +122,10 @@ OPTIONS = (
       choices=("pytorch",)),
     Opt("sagemaker-framework-version", JOB, "PyTorch version of the default image (2.3 to 2.13; 2.13 = 2.13.0)",
         default="2.13.0"),
-    Opt("sagemaker-instance", JOB, "instance type, or an ordered list (ml.p5.48xlarge,ml.p4d.24xlarge): when "
-      "a job cannot get capacity it is relaunched on the next, with the same data and checkpoints",
-      default="ml.m5.large",
+    Opt("sagemaker-instance", JOB, "instance type, or an ordered list of up to 5 (ml.p5.48xlarge,ml.p4d.24xlarge), "
+      "each TYPE or TYPE:COUNT: on demand SageMaker starts the job on the first type with capacity "
+      "(InstancePreferences); with --sagemaker-spot a job that cannot get capacity is relaunched on the next, "
+      "with the same data and checkpoints", default="ml.m5.large",
       aliases=("sagemaker-training-instance",), keyword_aliases=("training_instance",)),
     Opt("sagemaker-instance-count", JOB, "number of instances", kind="int", default=1,
       aliases=("sagemaker-training-instance-count",), keyword_aliases=("training_instance_count",)),
@@ -138,7 +146,7 @@ OPTIONS = (
     Opt("sagemaker-max-wait", JOB, "spot: maximum time to wait plus run (default: max-run + 1h)",
       kind="duration"),
     Opt("sagemaker-tune", JOB, "a hyperparameter tuning job over the script's own flags: a YAML spec "
-      "(search space, objective metric, strategy, trials; docs/tuning.md), or tune={...} in training_main",
+      "(search space, objective metric, strategy, trials: the docs' tuning page), or tune={...} in training_main",
       kind="file_or_mapping", metavar="SPEC.yaml"),
     Opt("sagemaker-mlflow", JOB, "MLflow tracking for the job: a tracking URI (http(s)://, file:/..., databricks) or "
       "a SageMaker managed MLflow ARN; the launch logs a run (job, instance, spot, git commit, the script's flags) "
@@ -148,6 +156,20 @@ OPTIONS = (
     Opt("sagemaker-queue", JOB, "submit the job to this AWS Batch job queue for SageMaker training "
       "(SubmitServiceJob) instead of starting it at once; the launch follows it through the queue into the job",
       metavar="QUEUE"),
+    Opt("sagemaker-queue-share", JOB, "--sagemaker-queue with a fair-share scheduling policy: the job's share "
+      "identifier (SubmitServiceJob's shareIdentifier), which such a queue requires and any other refuses",
+      metavar="SHARE"),
+    Opt("sagemaker-queue-priority", JOB, "--sagemaker-queue: the job's scheduling priority, 0-9999 (higher goes "
+      "first among the jobs of its share; SubmitServiceJob's schedulingPriority)", kind="int", metavar="N"),
+    Opt("sagemaker-queue-quota-share", JOB, "--sagemaker-queue with a quota-share scheduling policy: the quota share "
+      "the job runs in (SubmitServiceJob's quotaShareName), which such a queue requires and any other refuses",
+      metavar="NAME"),
+    Opt("sagemaker-training-plan", JOB, "run on the capacity reserved by this SageMaker training plan "
+      "(ResourceConfig.TrainingPlanArn); the job waits, Pending, until the plan is Active; --sagemaker-instance "
+      "must be the plan's instance type", metavar="ARN"),
+    Opt("sagemaker-max-pending", JOB, "GPU and Trainium jobs: how long SageMaker may keep the job waiting for "
+      "capacity before it stops it, 30m to 28d (StoppingCondition.MaxPendingTimeInSeconds); with a training plan, "
+      "only the wait on an Active plan counts", kind="duration"),
     Opt("sagemaker-max-retries", JOB, "SageMaker's RetryStrategy: retry the job up to this many times (0-30) "
       "when it fails with an InternalServerError; capacity shortages are not retried by it (see the instance "
       "list of --sagemaker-instance and --sagemaker-spot-fallback)", kind="int", default=0),
@@ -159,12 +181,18 @@ OPTIONS = (
       metavar="KEY=VALUE", repeat=True),
     Opt("sagemaker-tag", JOB, "tag for the job, KEY=VALUE (repeatable)", kind="pairs",
       metavar="KEY=VALUE", repeat=True),
+    Opt("sagemaker-notify", JOB, "tag the job so that `aws-train-remote notify setup`'s EventBridge rule tells "
+      "its email address or webhook when the job ends", kind="bool", default=False),
     Opt("sagemaker-metric", JOB, "metric definition, NAME=REGEX (repeatable)", kind="pairs",
       metavar="NAME=REGEX", repeat=True, keyword_aliases=("metrics",)),
     Opt("sagemaker-experiment-name", JOB, "SageMaker Experiments: the experiment this job belongs to "
       "(created if missing)"),
     Opt("sagemaker-trial-name", JOB, "SageMaker Experiments: the trial within --sagemaker-experiment-name "
       "(created if missing)"),
+    Opt("sagemaker-experiment-run", JOB, "SageMaker Experiments: the run of --sagemaker-experiment-name the job "
+      "is recorded under (ExperimentConfig's RunName), as the SageMaker SDK's Run does", metavar="NAME"),
+    Opt("sagemaker-infra-check", JOB, "SageMaker checks the instances' hardware (GPUs, network) before the job "
+      "starts and replaces a faulty one (InfraCheckConfig)", kind="bool", default=False),
     Opt("sagemaker-distribution", JOB, "multi-process launch: torchrun = one process per GPU or NeuronCore "
       "across instances; auto = as SageMaker's toolkit, one plain process per instance (torchrun on "
       "Trainium); none = one plain process per instance everywhere", kind="choice",
@@ -174,6 +202,12 @@ OPTIONS = (
     Opt("sagemaker-simulate-interruption", JOB, "--sagemaker-run local only: simulate spot interruptions "
         "(SIGTERM, checkpoints kept, job restarted) to test resume logic; each time counts from the moment "
         "the script (re)starts, e.g. 30s,90s interrupts twice", kind="durations"),
+    Opt("sagemaker-debug", JOB, "remote debugging (RemoteDebugConfig): SageMaker starts an SSM agent in the "
+      "container, so `aws-train-remote shell JOB` opens a shell in it while it runs; not with "
+      "--sagemaker-network-isolation", kind="bool", default=False),
+    Opt("sagemaker-keep-on-failure", JOB, "when the script fails, keep its container up this long (e.g. 30m; never "
+      "past --sagemaker-max-run) to look inside with `aws-train-remote shell`; the job then ends Failed with the "
+      "script's error", kind="duration", default=0),
     Opt("sagemaker-neuron-parallel-compile", JOB, "Trainium: run neuron_parallel_compile before "
       "training to fill the compile cache", kind="bool", default=False),
     Opt("sagemaker-training-image-path", JOB, "aws-sagemaker-remote's Dockerfile build: not supported "
@@ -203,6 +237,17 @@ OPTIONS = (
       "s3://<bucket>/<prefix>/neuron-cache/<base-job-name>, none = off", default="auto"),
     Opt("sagemaker-download", STORAGE, "when the job completes, fetch model.tar.gz and unpack it "
       "into --model-dir", kind="bool", default=False),
+    Opt("sagemaker-output-compression", STORAGE, "how the job's model reaches S3: gzip = one model.tar.gz; "
+      "none = its files uncompressed under <output>/<job>/output/model/ (OutputDataConfig's CompressionType), "
+      "faster for large models; --sagemaker-download, `aws-train-remote download` and --sagemaker-model-from "
+      "take either", kind="choice", default="gzip", choices=("gzip", "none")),
+    Opt("sagemaker-tensorboard", STORAGE, "upload what the script writes to args.tensorboard_dir to S3 while it "
+      "runs (TensorBoardOutputConfig); a bare flag or yes = <output>/<job>/tensorboard/, or give the S3 URI; "
+      "view it with `aws-train-remote tensorboard JOB`", kind="bool_or_s3", default=False,
+      metavar="{yes,no,S3_URI}"),
+    Opt("tensorboard-dir", STORAGE, "where the script writes TensorBoard logs, args.tensorboard_dir (SageMaker: "
+      "/opt/ml/output/tensorboard, which --sagemaker-tensorboard uploads)", default="output/tensorboard",
+      metavar="FOLDER"),
     # security
     Opt("sagemaker-kms-key", SECURITY, "KMS key for S3 uploads and job output"),
     Opt("sagemaker-volume-kms-key", SECURITY, "KMS key for the instances' volumes"),
@@ -212,6 +257,9 @@ OPTIONS = (
       kind="bool", default=False),
     Opt("sagemaker-encrypt-inter-container", SECURITY, "encrypt traffic between instances",
       kind="bool", default=False),
+    Opt("sagemaker-session-chaining", SECURITY, "SageMaker passes the session tags of the credentials that create "
+      "the job on when it assumes the job's role (SessionChainingConfig), so tag-based (ABAC) policies hold inside "
+      "the job", kind="bool", default=False),
     # source
     Opt("sagemaker-source", SOURCE, "folder packaged as the job's code (default: the script's folder)",
       keyword_aliases=("source",)),

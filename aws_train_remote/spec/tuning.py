@@ -22,6 +22,7 @@ import random
 from dataclasses import dataclass
 
 from ..errors import UsageError
+from . import naming
 
 FLAG = "--sagemaker-tune"
 STRATEGIES = ("Bayesian", "Random", "Hyperband", "Grid")
@@ -214,3 +215,46 @@ def tune_from_request(config: dict, tuned_flags: dict) -> TuneSpec:
                     int(limits.get("MaxNumberOfTrainingJobs") or grid or 1),
                     int(limits.get("MaxParallelTrainingJobs", 1)), config.get("TrainingJobEarlyStoppingType", "Off"),
                     tuple(params), (), config.get("RandomSeed"))
+
+
+KEYS = ("tune",)  # the option this area owns (spec/checks.py)
+
+
+def tuning_fields(v, *, cwd: str, tunable: dict, metrics, instance: str, queue, instance_fallbacks, instance_groups,
+                  spot_fallback: bool, simulate_interruption, base_job_name: str, now, token) -> dict:
+    """The JobSpec fields of tuning (a TuneSpec and the tuning job's name, or None for both), or
+    UsageError when the tuning spec is wrong or does not combine with the capacity asked for.
+    instance: --sagemaker-instance as given, for the refusal of a list."""
+    if not v.get("tune"):
+        return dict(tune=None, tuning_job_name=None)
+    tune = read_tune(v["tune"], cwd, tunable or {}, metrics)
+    if queue:
+        raise UsageError("--sagemaker-queue", queue, "a tuning job is not queued",
+                         "drop --sagemaker-queue or --sagemaker-tune")
+    if instance_fallbacks:
+        raise UsageError("--sagemaker-instance", instance, "a tuning job runs on one instance type",
+                         "give one --sagemaker-instance and no instance groups")
+    if instance_groups:
+        raise UsageError("--sagemaker-instance-group", ",".join(name for name, _, _ in instance_groups),
+                         "a tuning job runs on one instance type",
+                         "give one --sagemaker-instance and no instance groups")
+    if simulate_interruption:
+        raise UsageError("--sagemaker-simulate-interruption", None, "does not combine with tuning", "drop one of them")
+    if spot_fallback:  # the client-side relaunch runs one job at a time; SageMaker starts the trials
+        raise UsageError("--sagemaker-spot-fallback", "yes", "a tuning job's trials are not relaunched on demand",
+                         "drop --sagemaker-spot-fallback (or --sagemaker-spot, to run the trials on demand)")
+    return dict(tune=tune, tuning_job_name=naming.tuning_job_name(base_job_name, now, token))
+
+
+def read_tune(raw, cwd: str, tunable: dict, metrics) -> TuneSpec:
+    """--sagemaker-tune FILE (YAML) or the tune= mapping, parsed and checked."""
+    import os
+
+    if isinstance(raw, str):
+        path = os.path.join(cwd, os.path.expanduser(raw))
+        if not os.path.isfile(path):
+            raise UsageError(FLAG, raw, "no such file", "give the tuning spec's YAML file")
+        from .config import read_yaml
+
+        raw = read_yaml(path)
+    return parse_tune(raw, tunable, metrics)

@@ -74,12 +74,12 @@ def parse_pairs(raw) -> tuple:
     if raw is None:
         return ()
     if isinstance(raw, dict):
-        items = [(str(k), "" if v is None else _scalar_text(v)) for k, v in raw.items()]
+        items = [(str(k), "" if v is None else _scalar_text(v, k)) for k, v in raw.items()]
     else:
         items = []
         for entry in [raw] if isinstance(raw, str) else list(raw):
             if isinstance(entry, (tuple, list)) and len(entry) == 2:
-                items.append((str(entry[0]), _scalar_text(entry[1])))
+                items.append((str(entry[0]), _scalar_text(entry[1], entry[0])))
                 continue
             key, sep, value = str(entry).partition("=")
             if not sep or not key.strip():
@@ -105,9 +105,17 @@ def parse_str(raw) -> str:
     return str(raw)
 
 
-def _scalar_text(value) -> str:
+_NOT_TEXT = {list: "a list", tuple: "a list", dict: "a mapping", set: "a set", frozenset: "a set",
+             bytes: "binary data"}
+
+
+def _scalar_text(value, key=None) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
+    kind = next((name for cls, name in _NOT_TEXT.items() if isinstance(value, cls)), None)
+    if kind:  # its str() would be Python's repr (['1', '2']), not what was written (issue 18.5)
+        raise ValueError(f"the value of {key or 'an item'} is {kind}, not text; quote it to pass it as written, "
+                         f"e.g. {key or 'KEY'}: '[1, 2]'")
     return str(value)
 
 
@@ -145,3 +153,16 @@ def parse_s3_uri(raw) -> str:
     text = parse_str(raw)
     split_s3(text)
     return text
+
+
+def parse_bool_or_s3(raw):
+    """yes/no in any boolean spelling, or an s3:// URI (a flag that takes an optional location)."""
+    if isinstance(raw, str) and raw.strip().startswith("s3://"):
+        try:
+            return parse_s3_uri(raw.strip())
+        except ValueError as err:
+            raise ValueError(f"malformed S3 URI ({err})") from None
+    try:
+        return parse_bool(raw)
+    except ValueError:
+        raise ValueError("expected yes/no or an s3:// URI") from None

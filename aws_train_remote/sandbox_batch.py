@@ -1,0 +1,126 @@
+"""The sandbox's AWS Batch job queues for SageMaker training and their scheduling policies, which
+moto lacks (it knows neither SAGEMAKER_TRAINING queues nor quota-share policies): what
+CreateSchedulingPolicy, CreateJobQueue, DescribeJobQueues and DescribeSchedulingPolicies answer,
+and what SubmitServiceJob refuses for a queue of each kind. A queue the sandbox was never told of
+takes any job, FIFO (sandbox.ServiceQueues); one created here judges its jobs as Batch documents:
+
+- a fair-share policy requires a share identifier (SubmitServiceJob's shareIdentifier: "If the job
+  queue has a fair-share scheduling policy, then this parameter must be specified"), and a queue
+  without one refuses it ("Don't specify this parameter if the job queue doesn't have a fair-share
+  scheduling policy");
+- a quota-share policy requires a quota share name, and a queue without one refuses it, alike.
+
+The refusal's wording is the sandbox's own (Batch's exact text is not documented); its code is
+Batch's ClientException. Also what the sandbox echoes of a training job that moto drops.
+"""
+from __future__ import annotations
+
+import json
+import threading
+
+ACCOUNT, REGION = "123456789012", "us-east-1"
+OPERATIONS = {"createschedulingpolicy": "CreateSchedulingPolicy",
+              "describeschedulingpolicies": "DescribeSchedulingPolicies",
+              "createjobqueue": "CreateJobQueue", "describejobqueues": "DescribeJobQueues"}
+
+
+def _refuse(message: str):
+    return 400, {"__type": "ClientException", "message": message}
+
+
+class QueuePolicies:
+    def __init__(self):
+        self.policies = {}  # arn -> the policy as DescribeSchedulingPolicies answers it
+        self.queues = {}  # name -> the queue as DescribeJobQueues answers it
+        self.lock = threading.Lock()
+
+    def reset(self) -> None:
+        with self.lock:
+            self.policies.clear()
+            self.queues.clear()
+
+    def install(self, injector) -> None:
+        """Answer these operations for what is created here; moto answers the rest (guards)."""
+        for op in OPERATIONS.values():
+            injector.guards[f"batch.{op}"] = getattr(self, op)
+
+    def CreateSchedulingPolicy(self, body):  # noqa: N802 - the API's own name
+        """A quota-share policy (moto drops its quotaSharePolicy) or any policy: kept here, so a
+        SAGEMAKER_TRAINING queue created here can name it."""
+        request = json.loads(body or b"{}")
+        name = request.get("name")
+        arn = f"arn:aws:batch:{REGION}:{ACCOUNT}:scheduling-policy/{name}"
+        policy = {"name": name, "arn": arn, "tags": request.get("tags") or {}}
+        for kind in ("fairsharePolicy", "quotaSharePolicy"):
+            if request.get(kind) is not None:
+                policy[kind] = request[kind]
+        with self.lock:
+            self.policies[arn] = policy
+        return 200, {"name": name, "arn": arn}
+
+    def DescribeSchedulingPolicies(self, body):  # noqa: N802
+        arns = json.loads(body or b"{}").get("arns") or []
+        with self.lock:
+            if not any(a in self.policies for a in arns):
+                return None
+            return 200, {"schedulingPolicies": [json.loads(json.dumps(self.policies[a])) for a in arns
+                                                if a in self.policies]}
+
+    def CreateJobQueue(self, body):  # noqa: N802
+        request = json.loads(body or b"{}")
+        if request.get("jobQueueType") != "SAGEMAKER_TRAINING":
+            return None  # moto's kind of queue
+        name = request["jobQueueName"]
+        arn = f"arn:aws:batch:{REGION}:{ACCOUNT}:job-queue/{name}"
+        queue = {"jobQueueName": name, "jobQueueArn": arn, "state": request.get("state") or "ENABLED",
+                 "status": "VALID", "priority": request.get("priority", 1), "jobQueueType": "SAGEMAKER_TRAINING",
+                 "serviceEnvironmentOrder": request.get("serviceEnvironmentOrder") or []}
+        if request.get("schedulingPolicyArn"):
+            queue["schedulingPolicyArn"] = request["schedulingPolicyArn"]
+        with self.lock:
+            if name in self.queues:
+                return _refuse(f"Job queue {name} already exists")
+            self.queues[name] = queue
+        return 200, {"jobQueueName": name, "jobQueueArn": arn}
+
+    def DescribeJobQueues(self, body):  # noqa: N802
+        wanted = [q.rsplit("/", 1)[-1] for q in json.loads(body or b"{}").get("jobQueues") or []]
+        with self.lock:
+            if not wanted and self.queues:  # every queue (gc looks for jobs waiting in them); moto's left out
+                return 200, {"jobQueues": [json.loads(json.dumps(q)) for q in self.queues.values()]}
+            if not any(name in self.queues for name in wanted):
+                return None
+            return 200, {"jobQueues": [json.loads(json.dumps(self.queues[n])) for n in wanted if n in self.queues]}
+
+    def refusal(self, request: dict):
+        """SubmitServiceJob's ClientException for a queue created here, or None to take the job."""
+        name = str(request.get("jobQueue", "")).rsplit("/", 1)[-1]
+        with self.lock:
+            queue = self.queues.get(name)
+            policy = self.policies.get((queue or {}).get("schedulingPolicyArn"), {})
+        if queue is None:
+            return None
+        fair, quota = "fairsharePolicy" in policy, "quotaSharePolicy" in policy
+        if fair and not request.get("shareIdentifier"):
+            return _refuse(f"Job queue {name} has a fair-share scheduling policy: a shareIdentifier is required")
+        if request.get("shareIdentifier") and not fair:
+            return _refuse(f"Job queue {name} has no fair-share scheduling policy: shareIdentifier is not allowed")
+        if quota and not request.get("quotaShareName"):
+            return _refuse(f"Job queue {name} has a quota-share scheduling policy: a quotaShareName is required")
+        if request.get("quotaShareName") and not quota:
+            return _refuse(f"Job queue {name} has no quota-share scheduling policy: quotaShareName is not allowed")
+        return None
+
+
+def echoed(request: dict) -> dict:
+    """set_job attributes for what DescribeTrainingJob answers on AWS and moto leaves out: the
+    InfraCheckConfig as asked, and an uncompressed model's ModelArtifacts, which names the
+    prefix of its files (the SageMaker SDK reads it so: estimator.model_data)."""
+    attrs = {}
+    if "InfraCheckConfig" in request:  # (DescribeTrainingJob answers no SessionChainingConfig: nor does this)
+        attrs["infra_check_config"] = dict(request["InfraCheckConfig"])
+    output = request.get("OutputDataConfig") or {}
+    if output.get("CompressionType") == "NONE":
+        attrs["model_artifacts"] = {"S3ModelArtifacts": output["S3OutputPath"].rstrip("/")
+                                    + f"/{request['TrainingJobName']}/output/model/"}
+    return attrs

@@ -1,0 +1,2 @@
+def accuracy(hits, total):
+    return hits / total
