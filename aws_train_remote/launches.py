@@ -61,6 +61,11 @@ def _change(path: str, key: str, change, now) -> None:
     write_json_atomic(path, data)
 
 
+def _entry(environ, folder: str = None):
+    """This folder's record as stored (a dict, or whatever else the file holds there, or None)."""
+    return read_json_dict(_path(environ)).get(_key(folder or os.getcwd(), environ))
+
+
 def record_launch(job: str, region: str, environ, folder: str = None, now=time.time) -> None:
     """Remember `job` as the newest launched from `folder` (default: the working folder)."""
     _update(environ, folder, lambda entry: entry.update(job=job, region=region), now)
@@ -68,7 +73,7 @@ def record_launch(job: str, region: str, environ, folder: str = None, now=time.t
 
 def last_launch(environ, folder: str = None):
     """(job, region) of the newest launch from `folder`, or None."""
-    entry = read_json_dict(_path(environ)).get(_key(folder or os.getcwd(), environ))
+    entry = _entry(environ, folder)
     if isinstance(entry, dict) and isinstance(entry.get("job"), str):
         return entry["job"], entry.get("region")
     return None
@@ -100,7 +105,7 @@ def forget_pending(name: str, environ, folder: str = None) -> None:
 
 def pending_creates(environ, folder: str = None) -> list:
     """The creates of earlier launches from `folder` whose outcome no launch has settled, oldest first."""
-    entry = read_json_dict(_path(environ)).get(_key(folder or os.getcwd(), environ))
+    entry = _entry(environ, folder)
     pending = entry.get("pending") if isinstance(entry, dict) else None
     if not isinstance(pending, dict):
         return []
@@ -111,7 +116,7 @@ def pending_creates(environ, folder: str = None) -> list:
 
 def last_launch_time(environ, folder: str = None):
     """When the launch record of `folder` last changed (seconds since the epoch), or None."""
-    entry = read_json_dict(_path(environ)).get(_key(folder or os.getcwd(), environ))
+    entry = _entry(environ, folder)
     return entry.get("time") if isinstance(entry, dict) and isinstance(entry.get("time"), (int, float)) else None
 
 

@@ -246,17 +246,32 @@ def describe_or_none(sm, name: str):
         raise
 
 
-def launch_token_of(sm, name: str, tag_key: str):
-    """The launch token tagged on job `name`: None if the job does not exist, "" if it has none."""
-    desc = describe_or_none(sm, name)
-    if desc is None:
-        return None
-    kwargs = {"ResourceArn": desc["TrainingJobArn"], "MaxResults": 100}
+def describe_tuning_or_none(sm, name: str):
+    """DescribeHyperParameterTuningJob, or None when there is no such tuning job."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    except ClientError as err:
+        if error_code(err) in ("ResourceNotFound", "ValidationException"):
+            return None
+        raise
+
+
+def tag_value(sm, arn: str, tag_key: str, missing=""):
+    """The value of tag `tag_key` on SageMaker resource `arn` (`missing` if it has none), every page read."""
+    kwargs = {"ResourceArn": arn, "MaxResults": 100}
     while True:
         page = sm.list_tags(**kwargs)
         for tag in page.get("Tags", []):
             if tag.get("Key") == tag_key:
                 return tag.get("Value", "")
         if not page.get("NextToken"):
-            return ""
+            return missing
         kwargs["NextToken"] = page["NextToken"]
+
+
+def launch_token_of(sm, name: str, tag_key: str):
+    """The launch token tagged on job `name`: None if the job does not exist, "" if it has none."""
+    desc = describe_or_none(sm, name)
+    return None if desc is None else tag_value(sm, desc["TrainingJobArn"], tag_key)

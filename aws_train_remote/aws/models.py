@@ -11,6 +11,7 @@ from ..errors import UsageError
 
 def model_of_job(sm, job: str) -> str:
     """The S3 URI of a completed job's model.tar.gz; one line if there is none."""
+    from ..executors.local_outputs import uncompressed
     from .jobs import describe_or_none
 
     desc = describe_or_none(sm, job)
@@ -21,7 +22,7 @@ def model_of_job(sm, job: str) -> str:
     if desc.get("TrainingJobStatus") != "Completed" or not uri:
         raise UsageError("--sagemaker-model-from", job, f"has no model to start from: it is "
                          f"{desc.get('TrainingJobStatus')}", "name a completed job, or an s3:// URI of a model.tar.gz")
-    if (desc.get("OutputDataConfig") or {}).get("CompressionType") == "NONE":
+    if uncompressed(desc):
         return uri.rstrip("/") + "/"  # --sagemaker-output-compression none: the prefix of the model's files
     return uri
 

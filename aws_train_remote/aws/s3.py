@@ -211,7 +211,7 @@ class Uploader:
         self._record_prefix_landings(plan, uploads, copies)
         self._put_all(puts)
         for key, body in manifests + store_manifests:  # only now is each version complete
-            self._put_manifest(key, body)
+            self._put_checked(key, body)
         if sync:
             sync.confirm(store_manifests)  # gc may have deleted what the new manifest names meanwhile
         for f in plan.singles():
@@ -286,16 +286,14 @@ class Uploader:
         self.verified.add(f.key, got.size, got.etag, got.checksum)
         return True
 
-    def _put_manifest(self, key: str, body: bytes) -> None:
+    def _put_checked(self, key: str, body: bytes) -> None:
+        """One PUT that S3 keeps only if its bytes have their SHA-256; a failure whose object landed
+        after all (a lost reply) counts as done. Records the object's ETag and checksum."""
         import hashlib
 
-        self._put_checked(key, body, b64_sha256(hashlib.sha256(body).hexdigest()))
-
-    def _put_checked(self, key: str, body: bytes, checksum: str) -> None:
-        """One PUT that S3 keeps only if its bytes have this SHA-256; a failure whose object landed
-        after all (a lost reply) counts as done. Records the object's ETag and checksum."""
         from botocore.exceptions import BotoCoreError, ClientError
 
+        checksum = b64_sha256(hashlib.sha256(body).hexdigest())
         try:
             reply = self.s3.put_object(Bucket=self.bucket, Key=key, Body=body, ChecksumAlgorithm="SHA256",
                                        ChecksumSHA256=checksum, **self.extra_args)
@@ -309,8 +307,6 @@ class Uploader:
     def _put_all(self, puts) -> None:
         """Packs (read from their files now, refused if one changed since it was hashed) and trees,
         concurrently."""
-        import hashlib
-
         from ..plan.hashcache import FileChanged
         from ..plan.store import read_pack
 
@@ -321,7 +317,7 @@ class Uploader:
             except FileChanged as err:
                 raise FileChangedDuringUpload(f"{err} changed while it was uploaded; nothing was marked "
                                               "complete; launch again once it is written") from None
-            self._put_checked(key, body, b64_sha256(hashlib.sha256(body).hexdigest()))
+            self._put_checked(key, body)
             with self._lock:
                 self.report.files_uploaded += 1
                 self.report.bytes_uploaded += len(body)

@@ -131,8 +131,9 @@ def list_store(s3, bucket: str, prefix: str, owner: str = None, dates: list = No
     found = {}
     kwargs = {"Bucket": bucket, "Prefix": prefix, **({"ExpectedBucketOwner": owner} if owner else {})}
     for page in s3.get_paginator("list_objects_v2").paginate(**kwargs):
-        if dates is not None and s3_date(page):
-            dates.append(s3_date(page))
+        date = s3_date(page) if dates is not None else None
+        if date:
+            dates.append(date)
         for obj in page.get("Contents", []):
             found[obj["Key"]] = Listed(obj["Size"], obj.get("ETag", ""), obj["LastModified"],
                                        "SHA256" in (obj.get("ChecksumAlgorithm") or []))
@@ -279,9 +280,13 @@ class StoreSync:
             up.verified.add(key, got.size, got.etag, got.checksum)
             return True
 
+        return self._each(check, items)
+
+    def _each(self, check, items) -> list:
+        """check(item) for every item, on the uploader's threads; results in order."""
         if not items:
             return []
-        with concurrent.futures.ThreadPoolExecutor(min(up.max_concurrency, len(items))) as pool:
+        with concurrent.futures.ThreadPoolExecutor(min(self.up.max_concurrency, len(items))) as pool:
             return list(pool.map(check, items))
 
     def _note_replaced(self) -> None:
@@ -319,7 +324,7 @@ class StoreSync:
             up._put_all(puts)
             for key in lost:
                 if key in manifests:
-                    up._put_manifest(key, manifests[key])
+                    up._put_checked(key, manifests[key])
         raise AwsError(f"objects of this launch's inputs keep disappearing from s3://{up.bucket} (first: {lost[0]}); "
                        "is `aws-train-remote gc` running with a short --older-than? No job was created; launch "
                        "again once it has finished")
@@ -357,10 +362,7 @@ class StoreSync:
                 up.verified.add(key, got.size, got.etag, got.checksum)
             return bool(ok)
 
-        if not items:
-            return []
-        with concurrent.futures.ThreadPoolExecutor(min(up.max_concurrency, len(items))) as pool:
-            return list(pool.map(check, items))
+        return self._each(check, items)
 
 
 def split_sends(sends) -> tuple:

@@ -104,24 +104,15 @@ class Found:
 
 
 def _tagged(sm, arn: str, token: str) -> bool:
+    from ..aws.jobs import tag_value
     from ..plan.request import LAUNCH_TAG
 
-    kwargs = {"ResourceArn": arn, "MaxResults": 100}
-    while True:
-        page = sm.list_tags(**kwargs)
-        if any(t.get("Key") == LAUNCH_TAG and t.get("Value") == token for t in page.get("Tags", [])):
-            return True
-        if not page.get("NextToken"):
-            return False
-        kwargs["NextToken"] = page["NextToken"]
+    return tag_value(sm, arn, LAUNCH_TAG, missing=None) == token  # no tag never matches an empty token
 
 
 def look(session, target: Target):
     """The job `target` names, if it exists and carries its launch token: Found, else None."""
-    from botocore.exceptions import ClientError
-
-    from ..aws.jobs import describe_or_none
-    from ..aws.session import error_code
+    from ..aws.jobs import describe_or_none, describe_tuning_or_none
 
     if target.kind == "queue":
         from .queue import find_service_job
@@ -134,13 +125,8 @@ def look(session, target: Target):
         if desc is None or not _tagged(sm, desc["TrainingJobArn"], target.token):
             return None
         return Found(desc["TrainingJobStatus"])
-    try:
-        desc = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=target.name)
-    except ClientError as err:
-        if error_code(err) in ("ResourceNotFound", "ValidationException"):
-            return None
-        raise
-    if not _tagged(sm, desc["HyperParameterTuningJobArn"], target.token):
+    desc = describe_tuning_or_none(sm, target.name)
+    if desc is None or not _tagged(sm, desc["HyperParameterTuningJobArn"], target.token):
         return None
     return Found(desc["HyperParameterTuningJobStatus"])
 

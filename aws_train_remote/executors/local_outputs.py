@@ -10,6 +10,8 @@ from .. import contract
 
 
 def uncompressed(request: dict) -> bool:
+    """A request (or a job's description) with --sagemaker-output-compression none
+    (OutputDataConfig.CompressionType NONE): the model is a prefix of its files, not an archive."""
     return (request.get("OutputDataConfig") or {}).get("CompressionType") == "NONE"
 
 

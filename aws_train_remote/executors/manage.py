@@ -314,14 +314,11 @@ def cmd_download(session, job: str, dest: str, as_json: bool, overwrite: bool = 
 
 def best_of_tuning(sm, name: str):
     """The best trial of tuning job `name`, or None if there is no such tuning job."""
-    from botocore.exceptions import ClientError
+    from ..aws.jobs import describe_tuning_or_none
 
-    try:
-        desc = sm.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
-    except ClientError as err:
-        if error_code(err) in ("ResourceNotFound", "ValidationException"):
-            return None
-        raise
+    desc = describe_tuning_or_none(sm, name)
+    if desc is None:
+        return None
     best = (desc.get("BestTrainingJob") or {}).get("TrainingJobName")
     if not best:
         raise UsageError("JOB", name, "a tuning job with no best trial yet (it is "

@@ -14,6 +14,7 @@ import os
 
 from ..errors import AwsError, TrainRemoteError, UsageError
 from ..runtime.safe_tar import PathsInTheWay, UnsafeArchive, deliver_into, shown, unpack_into
+from .local_outputs import uncompressed
 
 
 def check_dest(flag: str, dest: str) -> None:
@@ -24,12 +25,6 @@ def check_dest(flag: str, dest: str) -> None:
     if not os.path.isdir(path):
         where = "is a file" if path == os.path.abspath(dest) else f"is inside {path}, which is a file"
         raise UsageError(flag, dest, f"{where}, not a folder", f"choose a folder for {flag}")
-
-
-def uncompressed(desc: dict) -> bool:
-    """A job launched with --sagemaker-output-compression none (OutputDataConfig.CompressionType
-    NONE): its ModelArtifacts.S3ModelArtifacts names a prefix of the model's files, not an archive."""
-    return (desc.get("OutputDataConfig") or {}).get("CompressionType") == "NONE"
 
 
 def fetch_model(s3, desc: dict, dest: str, *, overwrite: bool, flag: str = "--dest"):

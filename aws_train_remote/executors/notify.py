@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 
+from ..aws.session import error_code
 from ..errors import AwsError, UsageError
 from ..spec.cost import NOTIFY_TAG
 
@@ -59,12 +60,6 @@ def _owned_tags() -> list:
     return [{"Key": OWNER_TAG[0], "Value": OWNER_TAG[1]}]
 
 
-def _code(err) -> str:
-    from ..aws.session import error_code
-
-    return error_code(err)
-
-
 def setup(session, region: str, account: str, *, email=None, webhook=None, header=("X-Aws-Train-Remote", "notify"),
           out=None) -> int:
     """Create what is missing, say what exists; every resource named in the output."""
@@ -92,7 +87,7 @@ def _ensure_rule(events, out) -> str:
     try:
         rule = events.describe_rule(Name=NAME)
     except ClientError as err:
-        if _code(err) != "ResourceNotFoundException":
+        if error_code(err) != "ResourceNotFoundException":
             raise
         arn = events.put_rule(Name=NAME, EventPattern=pattern, State="ENABLED", Description=MARK,
                               Tags=_owned_tags())["RuleArn"]
@@ -171,7 +166,7 @@ def _ensure_destination(events, webhook: str, header, out) -> str:
     try:
         connection = events.describe_connection(Name=NAME)
     except ClientError as err:
-        if _code(err) != "ResourceNotFoundException":
+        if error_code(err) != "ResourceNotFoundException":
             raise
         connection = events.create_connection(Name=NAME, Description=MARK, AuthorizationType="API_KEY",
                                               AuthParameters=auth)
@@ -185,7 +180,7 @@ def _ensure_destination(events, webhook: str, header, out) -> str:
     try:
         destination = events.describe_api_destination(Name=NAME)
     except ClientError as err:
-        if _code(err) != "ResourceNotFoundException":
+        if error_code(err) != "ResourceNotFoundException":
             raise
         arn = events.create_api_destination(Name=NAME, Description=MARK, ConnectionArn=connection["ConnectionArn"],
                                             InvocationEndpoint=webhook, HttpMethod="POST",
@@ -211,7 +206,7 @@ def _ensure_role(iam, destination: str, out) -> str:
     try:
         role = iam.get_role(RoleName=ROLE)["Role"]
     except ClientError as err:
-        if _code(err) != "NoSuchEntity":
+        if error_code(err) != "NoSuchEntity":
             raise
         role = iam.create_role(RoleName=ROLE, AssumeRolePolicyDocument=json.dumps(trust), Description=MARK,
                                Tags=_owned_tags())["Role"]
@@ -236,7 +231,7 @@ def status(session, region: str, out=None) -> int:
     try:
         rule = events.describe_rule(Name=NAME)
     except ClientError as err:
-        if _code(err) != "ResourceNotFoundException":
+        if error_code(err) != "ResourceNotFoundException":
             raise
         print(f"no notifications are set up in {region}; `aws-train-remote notify setup --email ADDRESS` "
               "or `--webhook URL` sets them up", file=out)
@@ -281,7 +276,7 @@ def remove(session, region: str, account: str, out=None) -> int:
     try:
         rule = events.describe_rule(Name=NAME)
     except ClientError as err:
-        if _code(err) != "ResourceNotFoundException":
+        if error_code(err) != "ResourceNotFoundException":
             raise
         rule = None
     if rule is not None and _rule_is_ours(events, rule["Arn"]):
@@ -304,7 +299,7 @@ def remove(session, region: str, account: str, out=None) -> int:
         try:
             found = describe(Name=NAME)
         except ClientError as err:
-            if _code(err) != "ResourceNotFoundException":
+            if error_code(err) != "ResourceNotFoundException":
                 raise
             continue
         if found.get("Description") == MARK:
@@ -315,7 +310,7 @@ def remove(session, region: str, account: str, out=None) -> int:
     try:
         role = iam.get_role(RoleName=ROLE)["Role"]
     except ClientError as err:
-        if _code(err) != "NoSuchEntity":
+        if error_code(err) != "NoSuchEntity":
             raise
         role = None
     if role is not None and any((t["Key"], t["Value"]) == OWNER_TAG for t in role.get("Tags", [])):

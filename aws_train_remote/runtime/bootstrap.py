@@ -150,8 +150,6 @@ def install_requirements(code_dir: str, requirements, python: str, environ) -> s
 def lay_out_inputs(layout, trees: dict) -> None:
     """File channels of the input store: the user's folder, laid out from the objects, every byte
     checked against its sha256 (about 0.65 s per GB of large files, 1.1 s of small ones: docs/remote.md)."""
-    import time
-
     from .input_tree import LayoutError, lay_out
 
     for name, tree in sorted(trees.items()):
