@@ -130,6 +130,11 @@ def test_relaunch_after_ctrl_c_sends_only_what_is_missing(tmp_path, aws):
     assert "Traceback" not in err and "no job was created" in err
     before = store_objects()
     needed = 12 + 1 + 1 + 1  # the large files, the big one, the pack, the tree
+    # the code bundle and the driver are usually the first PUTs, but sixteen threads send at once:
+    # on a busy machine one of them can be a dropped 9th PUT, and then the relaunch sends it too
+    singles = [o["Key"] for prefix in ("aws-train-remote/code/", "aws-train-remote/driver/")
+               for o in s3().list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+    singles_missing = 2 - len(singles)
     assert object_key(root / "data" / "big.bin") in before and 0 < len(before) < needed
     assert not s3().list_objects_v2(Bucket=BUCKET, Prefix="aws-train-remote/store/manifests/").get("Contents")
     aws.clear_faults()
@@ -137,7 +142,7 @@ def test_relaunch_after_ctrl_c_sends_only_what_is_missing(tmp_path, aws):
     sent = [c["path"].split(BUCKET + "/", 1)[1] for c in aws.calls() if c["op"] in DATA_OPS]
     resent = [k for k in sent if k in before]
     assert resent == [], resent
-    assert f"{needed - len(before)} object" in relaunch.stdout.split("uploads: ", 1)[1]
+    assert f"{needed - len(before) + singles_missing} object" in relaunch.stdout.split("uploads: ", 1)[1]
     assert channel_matches_local(aws, root / "data")
     print(f"interrupted with {len(before)} of {needed} objects in S3; relaunch sent {len(sent) - 1} objects + "
           "manifest, 0 re-sent")
